@@ -1,0 +1,123 @@
+"""Command line: ``python -m lib data | run | evaluate | recommend | bench``."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections import Counter
+from pathlib import Path
+
+from lib import config as C
+
+
+def _data_synthetic(args) -> int:
+    from lib.synthetic import write_synthetic
+    out = Path(args.out or C.DATA_DIR / ("synthetic" if args.size == "ml-1m" else "synthetic-tiny"))
+    write_synthetic(out, args.size, scale=args.scale, seed=args.seed)
+    print(f"synthetic data (size {args.size}, scale {args.scale}, seed {args.seed}) "
+          f"written to {out}")
+    return 0
+
+
+def _data_validate(args) -> int:
+    from lib.data import DataError, read_release
+    folder = Path(args.data_dir) / args.dataset
+    try:
+        dataset, problems = read_release(folder, args.dataset)
+    except DataError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for report in dataset.reports.values():
+        print(report)
+    for key, value in dataset.counts().items():
+        print(f"{key:>14}: {value:,}")
+    if not problems:
+        print(f"{folder}: OK")
+        return 0
+    for problem in problems[:args.max_problems]:
+        print(problem, file=sys.stderr)
+    if len(problems) > args.max_problems:
+        print(f"... and {len(problems) - args.max_problems:,} more", file=sys.stderr)
+    kinds = Counter(p.kind for p in problems)
+    print(f"{folder}: {len(problems):,} problems: " +
+          ", ".join(f"{n:,} {k}" for k, n in kinds.most_common()), file=sys.stderr)
+    return 1
+
+
+def _data_download(args) -> int:
+    from lib.download import DownloadError, download, install_zip
+    try:
+        if args.zip:
+            folder = install_zip(args.zip, args.name, args.data_dir)
+        else:
+            folder = download(args.name, args.data_dir, urls=args.url or None)
+    except DownloadError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.name} is ready in {folder}")
+    return 0
+
+
+def _run(args) -> int:
+    from lib.data import DataError, load_dataset, resolve_dataset
+    name = resolve_dataset(args.dataset, args.data_dir)
+    try:
+        dataset = load_dataset(name, args.data_dir)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{name}: " + ", ".join(f"{v:,} {k}" for k, v in dataset.counts().items()))
+    return 0
+
+
+def _bench(args) -> int:
+    from lib.bench import main
+    main(args.group, args.out)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="make, fetch or check datasets")
+    data_sub = data.add_subparsers(dest="action", required=True)
+    p = data_sub.add_parser("synthetic", help="write the built-in dataset (ML-1M format)")
+    p.add_argument("--out", help="folder to write (default data/synthetic or "
+                                 "data/synthetic-tiny)")
+    p.add_argument("--size", choices=["tiny", "ml-1m"], default="ml-1m")
+    p.add_argument("--scale", type=float, default=1.0, help="x users and ratings")
+    p.add_argument("--seed", type=int, default=C.SEED)
+    p.set_defaults(func=_data_synthetic)
+    p = data_sub.add_parser("validate", help="check a release folder and print its counts")
+    p.add_argument("--dataset", required=True, choices=[d for d in C.DATASETS if d != "auto"])
+    p.add_argument("--data-dir", default=C.DATA_DIR, type=Path)
+    p.add_argument("--max-problems", type=int, default=50)
+    p.set_defaults(func=_data_validate)
+    p = data_sub.add_parser("download", help="fetch a release from GroupLens")
+    p.add_argument("name", choices=list(C.RELEASES))
+    p.add_argument("--data-dir", default=C.DATA_DIR, type=Path)
+    p.add_argument("--url", action="append", help="URL to try instead (repeatable)")
+    p.add_argument("--zip", type=Path, help="install from a zip you already have")
+    p.set_defaults(func=_data_download)
+
+    p = sub.add_parser("run", help="the main job: prepare the data and run the pipeline")
+    p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
+    p.add_argument("--data-dir", default=C.DATA_DIR, type=Path)
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("bench", help="benchmark: print a table, write JSON")
+    p.add_argument("--group", action="append", help="data | data-scale (default: data)")
+    p.add_argument("--out", type=Path, help="JSON file (default benchmarks.json)")
+    p.set_defaults(func=_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = build_parser().parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

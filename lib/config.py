@@ -1,0 +1,107 @@
+"""Paths, column names, genre names, release facts and the default seed.
+
+Every other module takes its defaults from here; this module imports nothing from `lib`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJ_ROOT = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(os.environ.get("DATA_DIR", PROJ_ROOT / "data"))
+MODELS_DIR = PROJ_ROOT / "models"
+FIGURES_DIR = PROJ_ROOT / "figures"
+RUNS_DIR = PROJ_ROOT / "runs"
+NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
+
+SEED = 42
+DEFAULT_K = 10
+DEFAULT_DATASET = "auto"
+
+# One schema for every release.
+USER_COL = "user_id"
+MOVIE_COL = "movie_id"
+RATING_COL = "rating"
+TIMESTAMP_COL = "timestamp"
+TITLE_COL = "title"
+YEAR_COL = "year"
+GENRES_COL = "genres"
+GENDER_COL = "gender"
+AGE_COL = "age"
+OCCUPATION_COL = "occupation"
+ZIP_COL = "zip"
+AGE_LABEL_COL = "age_label"
+OCCUPATION_LABEL_COL = "occupation_label"
+
+RATING_COLUMNS = [USER_COL, MOVIE_COL, RATING_COL, TIMESTAMP_COL]
+MOVIE_COLUMNS = [MOVIE_COL, TITLE_COL, YEAR_COL, GENRES_COL]
+USER_COLUMNS = [USER_COL, GENDER_COL, AGE_COL, OCCUPATION_COL, ZIP_COL,
+                AGE_LABEL_COL, OCCUPATION_LABEL_COL]
+
+# The 18 genres of MovieLens 1M, in the order of its README.
+GENRES_ML1M = [
+    "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
+    "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi",
+    "Thriller", "War", "Western",
+]
+# MovieLens 100K adds "unknown" in front; the CSV releases spell one genre differently,
+# add IMAX, and mark genre-less movies "(no genres listed)".
+GENRES_ML100K = ["unknown"] + GENRES_ML1M
+NO_GENRES = "(no genres listed)"
+
+# MovieLens 1M age codes and occupation codes, with the labels of its README.
+AGE_LABELS = {1: "Under 18", 18: "18-24", 25: "25-34", 35: "35-44", 45: "45-49",
+              50: "50-55", 56: "56+"}
+OCCUPATION_LABELS = {
+    0: "other or not specified", 1: "academic/educator", 2: "artist",
+    3: "clerical/admin", 4: "college/grad student", 5: "customer service",
+    6: "doctor/health care", 7: "executive/managerial", 8: "farmer", 9: "homemaker",
+    10: "K-12 student", 11: "lawyer", 12: "programmer", 13: "retired",
+    14: "sales/marketing", 15: "scientist", 16: "self-employed",
+    17: "technician/engineer", 18: "tradesman/craftsman", 19: "unemployed", 20: "writer",
+}
+GENDERS = ["F", "M"]
+
+# Facts of each release: its files, rating scale, and published counts.
+GROUPLENS_URL = "https://files.grouplens.org/datasets/movielens/{name}.zip"
+RELEASES = {
+    "ml-1m": {
+        "format": "dat", "ratings": "ratings.dat", "movies": "movies.dat",
+        "users": "users.dat", "scale": (1.0, 5.0, 1.0),
+        # md5 published by GroupLens beside the zip.
+        "md5": "c4d9eecfca2ab87c1945afe126590906",
+        "counts": {"ratings": 1_000_209, "users": 6_040, "movies": 3_883,
+                   "rated_movies": 3_706},
+    },
+    "ml-100k": {
+        "format": "100k", "ratings": "u.data", "movies": "u.item", "users": "u.user",
+        "scale": (1.0, 5.0, 1.0), "md5": None,
+        "counts": {"ratings": 100_000, "users": 943, "movies": 1_682,
+                   "rated_movies": 1_682},
+    },
+    "ml-latest-small": {
+        "format": "csv", "ratings": "ratings.csv", "movies": "movies.csv", "users": None,
+        "scale": (0.5, 5.0, 0.5), "md5": None, "counts": None,
+    },
+    "ml-25m": {
+        "format": "csv", "ratings": "ratings.csv", "movies": "movies.csv", "users": None,
+        "scale": (0.5, 5.0, 0.5), "md5": None, "counts": None,
+    },
+    "ml-32m": {
+        "format": "csv", "ratings": "ratings.csv", "movies": "movies.csv", "users": None,
+        "scale": (0.5, 5.0, 0.5), "md5": None, "counts": None,
+    },
+}
+# Built-in synthetic data in the exact ML-1M format: `synthetic` has ML-1M's counts,
+# `synthetic-tiny` is for tests and quick looks.
+SYNTHETIC_SIZES = {"synthetic": "ml-1m", "synthetic-tiny": "tiny"}
+DATASETS = ["auto", *RELEASES, *SYNTHETIC_SIZES]
+
+
+def release_info(name: str) -> dict:
+    """Facts of a release by name; synthetic datasets share the ML-1M format."""
+    if name in SYNTHETIC_SIZES:
+        return {**RELEASES["ml-1m"], "md5": None, "counts": None}
+    if name not in RELEASES:
+        raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
+    return RELEASES[name]

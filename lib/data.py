@@ -1,0 +1,517 @@
+"""Loaders for every MovieLens release, one schema for all, and their validation.
+
+Every loader checks what it reads. A bad line is reported with its file, its line number
+and the reason; by default the loader raises `DataError` with those reports, and with
+``on_bad_lines="skip"`` it drops the line, counts it by reason, and says so in the log.
+Whatever is skipped is counted: for every file, ``lines == loaded + skipped``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lib import config as C
+
+log = logging.getLogger(__name__)
+
+_FAST_SEP = b"\x1f"  # ASCII unit separator: never in MovieLens files
+_YEAR_RE = re.compile(r"\((\d{4})\)\s*$")
+_MAX_LISTED = 20
+
+
+class DataError(Exception):
+    """Bad or missing input data. The message names the file, the line and the fix."""
+
+    def __init__(self, problems: list[Problem] | str, fix: str = ""):
+        self.problems = [] if isinstance(problems, str) else list(problems)
+        if isinstance(problems, str):
+            text = problems
+        else:
+            shown = [str(p) for p in self.problems[:_MAX_LISTED]]
+            more = len(self.problems) - len(shown)
+            text = "\n".join(shown) + (f"\n... and {more} more problems" if more else "")
+        super().__init__(text + (f"\n{fix}" if fix else ""))
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad line: where it is and what is wrong with it."""
+
+    path: Path
+    line: int | None
+    kind: str    # short category used for counting, e.g. "wrong field count"
+    detail: str  # what was expected and what was found
+
+    def __str__(self) -> str:
+        where = f"{self.path} line {self.line}" if self.line else f"{self.path}"
+        return f"{where}: {self.kind}: {self.detail}"
+
+
+@dataclass
+class FileReport:
+    """What a loader did with one file: lines read, rows loaded, lines skipped by reason."""
+
+    path: Path
+    lines: int = 0
+    loaded: int = 0
+    skipped: Counter = field(default_factory=Counter)
+
+    @property
+    def reconciles(self) -> bool:
+        return self.lines == self.loaded + sum(self.skipped.values())
+
+    def __str__(self) -> str:
+        text = f"{self.path.name}: {self.lines:,} lines, {self.loaded:,} loaded"
+        if self.skipped:
+            text += ", skipped " + ", ".join(f"{n:,} {k}" for k, n in self.skipped.items())
+        return text
+
+
+@dataclass
+class Dataset:
+    """One MovieLens release in the project's schema (see `lib.config`)."""
+
+    name: str
+    path: Path
+    ratings: pd.DataFrame
+    movies: pd.DataFrame
+    users: pd.DataFrame | None
+    genres: list[str]
+    scale: tuple[float, float, float]
+    synthetic: bool = False
+    reports: dict[str, FileReport] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """Counts people compare with the published ones."""
+        r = self.ratings
+        return {
+            "ratings": len(r),
+            "users": int(r[C.USER_COL].nunique()),
+            "movies": len(self.movies),
+            "rated_movies": int(r[C.MOVIE_COL].nunique()),
+            "genres": len(self.genres),
+            "users_in_file": 0 if self.users is None else len(self.users),
+        }
+
+
+# ---------------------------------------------------------------------------------------
+# One reader for every delimited file: a fast path through pandas' C parser for files that
+# pass cheap whole-file checks, and a line-by-line path that finds and names every problem.
+
+@dataclass(frozen=True)
+class _Table:
+    sep: str
+    columns: tuple[tuple[str, str], ...]   # (name, kind) with kind in id | float | str
+    encoding: str
+    header: tuple[str, ...] | None = None  # expected header line, if the file has one
+    quoted: bool = False                  # fields may be quoted (the CSV releases)
+
+
+def _read_table(path: Path, spec: _Table) -> tuple[pd.DataFrame, list[Problem], int]:
+    """Read a delimited file; return the good rows (with their line numbers in `_line`),
+    the problems of the bad ones, and the number of lines in the file."""
+    raw = path.read_bytes()
+    n_lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)
+    if not spec.quoted:
+        fast = _read_fast(raw, spec)
+        if fast is not None:
+            return fast, [], n_lines
+    rows, problems = _read_slow(path, raw, spec)
+    return rows, problems, n_lines
+
+
+def _read_fast(raw: bytes, spec: _Table) -> pd.DataFrame | None:
+    """pandas' C parser on a file that passes whole-file checks; None sends the file to
+    the line-by-line reader, which names each problem."""
+    sep = spec.sep.encode()
+    if _FAST_SEP in raw or b"\r" in raw:
+        return None
+    body = raw.replace(sep, _FAST_SEP) if len(sep) > 1 else raw
+    first = 0
+    if spec.header is not None:
+        first = body.find(b"\n") + 1
+        if body[:first].decode(spec.encoding, "replace").rstrip("\n") != \
+                spec.sep.join(spec.header):
+            return None
+    body = body[first:]
+    if not body or body.startswith(b"\n") or b"\n\n" in body:
+        return None
+    # Exactly n-1 separators on every line, counted with numpy.
+    arr = np.frombuffer(body, dtype=np.uint8)
+    ends = np.flatnonzero(arr == 10)
+    if len(body) and body[-1:] != b"\n":
+        ends = np.append(ends, len(body))
+    seps = np.flatnonzero(arr == (_FAST_SEP[0] if len(sep) > 1 else sep[0]))
+    per_line = np.diff(np.concatenate([[0], np.searchsorted(seps, ends)]))
+    if not np.all(per_line == len(spec.columns) - 1):
+        return None
+    names = [n for n, _ in spec.columns]
+    dtypes = {n: {"id": "int64", "float": "float64", "str": str}[k] for n, k in spec.columns}
+    try:
+        df = pd.read_csv(io.BytesIO(body), sep=(_FAST_SEP if len(sep) > 1 else sep).decode(),
+                         header=None, names=names, dtype=dtypes, encoding=spec.encoding,
+                         quoting=csv.QUOTE_NONE, na_filter=False, engine="c")
+    except (ValueError, OverflowError, pd.errors.ParserError, UnicodeDecodeError):
+        return None
+    for name, kind in spec.columns:
+        if kind == "id" and (df[name] < 0).any():
+            return None
+        if kind == "float" and not np.isfinite(df[name].to_numpy()).all():
+            return None
+    df["_line"] = np.arange(len(df), dtype=np.int64) + 1 + (spec.header is not None)
+    return df
+
+
+def _read_slow(path: Path, raw: bytes, spec: _Table) -> tuple[pd.DataFrame, list[Problem]]:
+    n = len(spec.columns)
+    problems: list[Problem] = []
+    good: list[list] = []
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    sep_name = spec.sep if spec.sep != "\t" else "tab"
+    for number, bline in enumerate(lines, start=1):
+        bline = bline.rstrip(b"\r")
+        try:
+            line = bline.decode(spec.encoding)
+        except UnicodeDecodeError as exc:
+            problems.append(Problem(path, number, "undecodable bytes",
+                                    f"byte {bline[exc.start]:#04x} at column {exc.start + 1} "
+                                    f"is not valid {spec.encoding}; re-save the file as "
+                                    f"{spec.encoding}"))
+            continue
+        if number == 1 and spec.header is not None:
+            if line != spec.sep.join(spec.header):
+                problems.append(Problem(path, 1, "wrong header",
+                                        f"expected {spec.sep.join(spec.header)!r}, "
+                                        f"got {line!r}"))
+            continue
+        if not line:
+            problems.append(Problem(path, number, "empty line", "remove the empty line"))
+            continue
+        fields = next(csv.reader([line])) if spec.quoted else line.split(spec.sep)
+        if len(fields) != n:
+            problems.append(Problem(path, number, "wrong field count",
+                                    f"expected {n} fields separated by {sep_name!r}, "
+                                    f"got {len(fields)}"))
+            continue
+        row, bad = [], None
+        for value, (name, kind) in zip(fields, spec.columns):
+            if kind == "id":
+                text = value.strip()
+                if not (text.isascii() and text.isdigit()):
+                    bad = Problem(path, number, "not a number",
+                                  f"{name} {value!r} is not a whole number")
+                    break
+                row.append(int(text))
+            elif kind == "float":
+                try:
+                    number_value = float(value)
+                except ValueError:
+                    number_value = float("nan")
+                if not np.isfinite(number_value):
+                    bad = Problem(path, number, "not a number",
+                                  f"{name} {value!r} is not a number")
+                    break
+                row.append(number_value)
+            else:
+                row.append(value)
+        if bad is not None:
+            problems.append(bad)
+            continue
+        row.append(number)
+        good.append(row)
+    names = [n for n, _ in spec.columns] + ["_line"]
+    df = pd.DataFrame(good, columns=names)
+    for name, kind in spec.columns:
+        df[name] = df[name].astype({"id": "int64", "float": "float64", "str": object}[kind])
+    df["_line"] = df["_line"].astype("int64")
+    return df, problems
+
+
+# ---------------------------------------------------------------------------------------
+# Release formats.
+
+def _title_year(titles: pd.Series) -> pd.Series:
+    return titles.str.extract(_YEAR_RE, expand=False).astype("Int64")
+
+
+def _split_genres(path: Path, movies: pd.DataFrame, known: list[str] | None,
+                  problems: list[Problem]) -> pd.Series:
+    genres = movies.pop("_genres").map(lambda g: [] if g in ("", C.NO_GENRES) else g.split("|"))
+    if known is not None:
+        allowed = set(known)
+        for line, names in zip(movies["_line"], genres):
+            wrong = [g for g in names if g not in allowed]
+            if wrong:
+                problems.append(Problem(path, int(line), "unknown genre",
+                                        f"{', '.join(map(repr, wrong))} is not one of the "
+                                        f"{len(known)} genres of the release"))
+    return genres
+
+
+def _read_movies(folder: Path, info: dict, problems: list[Problem]):
+    path = folder / info["movies"]
+    fmt = info["format"]
+    if fmt == "dat":
+        spec = _Table("::", ((C.MOVIE_COL, "id"), (C.TITLE_COL, "str"), ("_genres", "str")),
+                      "latin-1")
+    elif fmt == "100k":
+        cols = [(C.MOVIE_COL, "id"), (C.TITLE_COL, "str"), ("_release", "str"),
+                ("_video", "str"), ("_url", "str")]
+        cols += [(f"_g{i}", "id") for i in range(len(C.GENRES_ML100K))]
+        spec = _Table("|", tuple(cols), "latin-1")
+    else:
+        spec = _Table(",", ((C.MOVIE_COL, "id"), (C.TITLE_COL, "str"), ("_genres", "str")),
+                      "utf-8", header=("movieId", "title", "genres"), quoted=True)
+    movies, found, n_lines = _read_table(path, spec)
+    problems += found
+    if fmt == "100k":
+        flags = movies[[f"_g{i}" for i in range(len(C.GENRES_ML100K))]].to_numpy()
+        for line in movies["_line"][(flags > 1).any(axis=1)]:
+            problems.append(Problem(path, int(line), "bad genre flag",
+                                    "genre flags must be 0 or 1"))
+        names = np.array(C.GENRES_ML100K, dtype=object)
+        movies["_genres"] = ["|".join(names[row == 1]) for row in flags]
+        genre_names = list(C.GENRES_ML100K)
+        known = genre_names
+    elif fmt == "dat":
+        genre_names = list(C.GENRES_ML1M)
+        known = genre_names
+    else:
+        known = None
+    movies[C.GENRES_COL] = _split_genres(path, movies, known, problems)
+    if known is None:
+        seen = sorted({g for gs in movies[C.GENRES_COL] for g in gs})
+        genre_names = [g for g in C.GENRES_ML1M if g in seen] + \
+                      [g for g in seen if g not in C.GENRES_ML1M]
+    movies[C.YEAR_COL] = _title_year(movies[C.TITLE_COL])
+    dup = movies[C.MOVIE_COL].duplicated()
+    for line, mid in zip(movies["_line"][dup], movies[C.MOVIE_COL][dup]):
+        problems.append(Problem(path, int(line), "duplicate movie",
+                                f"movie {mid} is listed more than once"))
+    movies = movies[[*C.MOVIE_COLUMNS, "_line"]]
+    return movies, genre_names, path, n_lines
+
+
+def _read_users(folder: Path, info: dict, problems: list[Problem]):
+    if info["users"] is None:
+        return None, None, 0
+    path = folder / info["users"]
+    if info["format"] == "dat":
+        spec = _Table("::", ((C.USER_COL, "id"), (C.GENDER_COL, "str"), (C.AGE_COL, "id"),
+                             (C.OCCUPATION_COL, "id"), (C.ZIP_COL, "str")), "latin-1")
+    else:
+        spec = _Table("|", ((C.USER_COL, "id"), (C.AGE_COL, "id"), (C.GENDER_COL, "str"),
+                            ("_occupation", "str"), (C.ZIP_COL, "str")), "latin-1")
+    users, found, n_lines = _read_table(path, spec)
+    problems += found
+    bad_gender = ~users[C.GENDER_COL].isin(C.GENDERS)
+    for line, g in zip(users["_line"][bad_gender], users[C.GENDER_COL][bad_gender]):
+        problems.append(Problem(path, int(line), "bad value",
+                                f"gender {g!r} is not one of {C.GENDERS}"))
+    if info["format"] == "dat":
+        for col, codes in ((C.AGE_COL, C.AGE_LABELS), (C.OCCUPATION_COL, C.OCCUPATION_LABELS)):
+            bad = ~users[col].isin(list(codes))
+            for line, v in zip(users["_line"][bad], users[col][bad]):
+                problems.append(Problem(path, int(line), "bad value",
+                                        f"{col} code {v} is not one of {sorted(codes)}"))
+        users[C.AGE_LABEL_COL] = users[C.AGE_COL].map(C.AGE_LABELS)
+        users[C.OCCUPATION_LABEL_COL] = users[C.OCCUPATION_COL].map(C.OCCUPATION_LABELS)
+    else:
+        # ML-100K gives ages in years and occupations by name: keep both, and bucket the
+        # ages with ML-1M's labels so that models see one kind of side input.
+        bins = sorted(C.AGE_LABELS)
+        codes = np.array(bins)[np.searchsorted(bins, users[C.AGE_COL], side="right") - 1]
+        users[C.AGE_LABEL_COL] = pd.Series(codes, index=users.index).map(C.AGE_LABELS)
+        names = sorted(users["_occupation"].unique())
+        users[C.OCCUPATION_COL] = users["_occupation"].map({n: i for i, n in enumerate(names)})
+        users[C.OCCUPATION_LABEL_COL] = users.pop("_occupation")
+    dup = users[C.USER_COL].duplicated()
+    for line, uid in zip(users["_line"][dup], users[C.USER_COL][dup]):
+        problems.append(Problem(path, int(line), "duplicate user",
+                                f"user {uid} is listed more than once"))
+    return users[[*C.USER_COLUMNS, "_line"]], path, n_lines
+
+
+def _read_ratings(folder: Path, info: dict, problems: list[Problem]):
+    path = folder / info["ratings"]
+    fmt = info["format"]
+    kind = "float" if fmt == "csv" else "id"
+    cols = ((C.USER_COL, "id"), (C.MOVIE_COL, "id"), (C.RATING_COL, kind),
+            (C.TIMESTAMP_COL, "id"))
+    if fmt == "dat":
+        spec = _Table("::", cols, "latin-1")
+    elif fmt == "100k":
+        spec = _Table("\t", cols, "latin-1")
+    else:
+        spec = _Table(",", cols, "utf-8", header=("userId", "movieId", "rating", "timestamp"))
+    ratings, found, n_lines = _read_table(path, spec)
+    problems += found
+    lo, hi, step = info["scale"]
+    r = ratings[C.RATING_COL].to_numpy(dtype=float)
+    steps = (r - lo) / step
+    bad = (r < lo) | (r > hi) | (np.abs(steps - np.round(steps)) > 1e-9)
+    for line, v in zip(ratings["_line"][bad], r[bad]):
+        problems.append(Problem(path, int(line), "rating outside scale",
+                                f"rating {v:g} is not one of {lo:g}, {lo + step:g}, ..., {hi:g}"))
+    return ratings, path, n_lines
+
+
+def _cross_check(ratings: pd.DataFrame, movies: pd.DataFrame, users: pd.DataFrame | None,
+                 path: Path, problems: list[Problem]) -> None:
+    key = ratings[[C.USER_COL, C.MOVIE_COL]]
+    dup = key.duplicated().to_numpy()
+    if dup.any():
+        first = key.drop_duplicates().assign(_first=ratings["_line"])
+        later = key[dup].merge(first, on=[C.USER_COL, C.MOVIE_COL], how="left")
+        for line, (u, m, f) in zip(ratings["_line"][dup], later.itertuples(index=False)):
+            problems.append(Problem(path, int(line), "duplicate rating",
+                                    f"user {u} rated movie {m} already on line {f}"))
+    unknown = ~ratings[C.MOVIE_COL].isin(movies[C.MOVIE_COL])
+    for line, m in zip(ratings["_line"][unknown], ratings[C.MOVIE_COL][unknown]):
+        problems.append(Problem(path, int(line), "unknown movie",
+                                f"movie {m} is not in the movies file"))
+    if users is not None:
+        unknown = ~ratings[C.USER_COL].isin(users[C.USER_COL])
+        for line, u in zip(ratings["_line"][unknown], ratings[C.USER_COL][unknown]):
+            problems.append(Problem(path, int(line), "unknown user",
+                                    f"user {u} is not in the users file"))
+
+
+def _drop_problem_lines(df: pd.DataFrame, path: Path, n_lines: int,
+                        problems: list[Problem]) -> tuple[pd.DataFrame, FileReport]:
+    mine = [p for p in problems if p.path == path]
+    bad_lines = {p.line for p in mine}
+    report = FileReport(path, lines=n_lines)
+    # A line counts once, under its first problem.
+    first_kind: dict[int | None, str] = {}
+    for p in mine:
+        first_kind.setdefault(p.line, p.kind)
+    report.skipped = Counter(first_kind.values())
+    if bad_lines:
+        df = df[~df["_line"].isin(bad_lines)]
+    report.loaded = len(df)
+    return df.drop(columns="_line").reset_index(drop=True), report
+
+
+def read_release(folder: Path, name: str) -> tuple[Dataset, list[Problem]]:
+    """Read a release folder, keeping only good lines; return it with every problem found.
+
+    Most code wants `load_dataset`, which raises on problems unless told to skip them.
+    """
+    info = C.release_info(name)
+    folder = Path(folder)
+    missing = [info[k] for k in ("ratings", "movies", "users")
+               if info[k] and not (folder / info[k]).is_file()]
+    if missing:
+        raise DataError(f"{folder}: missing {', '.join(missing)}",
+                        fix=_fix_missing(name, folder))
+    problems: list[Problem] = []
+    movies, genres, movies_path, movie_lines = _read_movies(folder, info, problems)
+    users, users_path, user_lines = _read_users(folder, info, problems)
+    ratings, ratings_path, rating_lines = _read_ratings(folder, info, problems)
+    _cross_check(ratings, movies, users, ratings_path, problems)
+    reports = {}
+    movies, reports["movies"] = _drop_problem_lines(movies, movies_path, movie_lines, problems)
+    if users is not None:
+        users, reports["users"] = _drop_problem_lines(users, users_path, user_lines, problems)
+    ratings, reports["ratings"] = _drop_problem_lines(ratings, ratings_path, rating_lines,
+                                                      problems)
+    ratings[C.RATING_COL] = ratings[C.RATING_COL].astype("float32")
+    for col in (C.USER_COL, C.MOVIE_COL):
+        ratings[col] = ratings[col].astype("int32")
+    movies[C.MOVIE_COL] = movies[C.MOVIE_COL].astype("int32")
+    if users is not None:
+        users[C.USER_COL] = users[C.USER_COL].astype("int32")
+    dataset = Dataset(name=name, path=folder, ratings=ratings, movies=movies, users=users,
+                      genres=genres, scale=info["scale"],
+                      synthetic=name in C.SYNTHETIC_SIZES, reports=reports)
+    return dataset, problems
+
+
+def _fix_missing(name: str, folder: Path) -> str:
+    if name in C.SYNTHETIC_SIZES:
+        return f"Generate it: python -m lib data synthetic --out {folder}"
+    return (f"Download it: python -m lib data download {name} --data-dir {folder.parent} "
+            f"(or unzip {name}.zip from https://grouplens.org/datasets/movielens/ into "
+            f"{folder.parent}), or use the built-in data: --dataset synthetic")
+
+
+def load_dataset(name: str, data_dir: Path | str | None = None, *,
+                 on_bad_lines: str = "error") -> Dataset:
+    """Load one release from ``data_dir/<name>/`` in the project's schema.
+
+    Args:
+        name: a release (`ml-1m`, `ml-100k`, `ml-latest-small`, `ml-25m`, `ml-32m`) or a
+            built-in synthetic dataset (`synthetic`, `synthetic-tiny`), which is generated
+            on first use. For `auto` see `lib.datasets.resolve_dataset`.
+        data_dir: the folder holding one folder per release; default `config.DATA_DIR`.
+        on_bad_lines: ``"error"`` raises `DataError` naming every bad line (up to 20 shown);
+            ``"skip"`` drops bad lines and logs how many of each kind, per file.
+
+    Returns:
+        A `Dataset`: ``ratings`` (user_id, movie_id, rating, timestamp), ``movies``
+        (movie_id, title, year, genres as a list), ``users`` (user_id, gender, age,
+        occupation, zip, age_label, occupation_label; None where the release has none).
+
+    Raises:
+        DataError: files missing, or bad lines with ``on_bad_lines="error"``.
+    """
+    if on_bad_lines not in ("error", "skip"):
+        raise ValueError("on_bad_lines must be 'error' or 'skip'")
+    folder = Path(data_dir or C.DATA_DIR) / name
+    if name in C.SYNTHETIC_SIZES and not (folder / "ratings.dat").is_file():
+        from lib.synthetic import write_synthetic
+        log.info("generating the synthetic dataset %s into %s", name, folder)
+        write_synthetic(folder, size=C.SYNTHETIC_SIZES[name])
+    dataset, problems = read_release(folder, name)
+    if problems and on_bad_lines == "error":
+        raise DataError(problems, fix=f"Fix or remove these lines, or load with "
+                                      f"on_bad_lines='skip' to drop them "
+                                      f"({len(problems):,} problems in all).")
+    for report in dataset.reports.values():
+        if report.skipped:
+            log.warning("skipped lines: %s", report)
+    return dataset
+
+
+def is_present(name: str, data_dir: Path | str | None = None) -> bool:
+    """True if ``data_dir/<name>/`` holds the release's files (not that they are valid)."""
+    info = C.release_info(name)
+    folder = Path(data_dir or C.DATA_DIR) / name
+    return all((folder / info[k]).is_file() for k in ("ratings", "movies", "users")
+               if info[k])
+
+
+def resolve_dataset(name: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
+                    download: bool = True) -> str:
+    """Turn ``"auto"`` into a dataset name; any other name is returned as it is.
+
+    ``auto`` is MovieLens 1M from ``data_dir/ml-1m`` if present, else downloaded; if the
+    download fails, the built-in synthetic dataset of ML-1M's size, with a warning that
+    the results are synthetic.
+    """
+    if name != "auto":
+        C.release_info(name)  # raises on an unknown name
+        return name
+    if is_present("ml-1m", data_dir):
+        return "ml-1m"
+    if download:
+        from lib.download import DownloadError, download as fetch
+        try:
+            fetch("ml-1m", data_dir, progress=False)
+            return "ml-1m"
+        except DownloadError as exc:
+            log.warning("MovieLens 1M is not in %s and could not be downloaded (%s)",
+                        Path(data_dir or C.DATA_DIR) / "ml-1m", str(exc).splitlines()[0])
+    log.warning("USING SYNTHETIC DATA: results below are not MovieLens results")
+    return "synthetic"

@@ -1,0 +1,293 @@
+"""A built-in dataset in the exact MovieLens 1M format, with planted structure.
+
+MovieLens cannot be downloaded everywhere (and never in CI), so the project carries a
+generator. Its files match ML-1M byte for byte in format: ``::`` separators, latin-1 with
+accented titles, movie ids with gaps, some movies nobody rated, all 18 genres, every age
+and occupation code, timestamps from 2000 to 2003. Its ratings come from a known model, so
+that what the embeddings learn can be checked against the truth written beside the files
+(``truth.npz``):
+
+- each movie has 1-3 genres (ML-1M's genre frequencies) and a latent vector near the mean
+  of its genres' vectors;
+- each user prefers 2-3 genres (tilted by gender and age) and has a taste vector near the
+  mean of those genres' vectors;
+- which movies a user rates follows a long-tailed popularity times their affinity;
+- the star rating follows affinity, movie quality and user bias, cut at ML-1M's rating
+  frequencies.
+
+Same seed, same bytes.
+"""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lib import config as C
+
+SIZES = {
+    # ML-1M's own counts: 3,883 movies with ids up to 3,952, of which 3,706 rated.
+    "ml-1m": {"users": 6_040, "movies": 3_883, "max_movie_id": 3_952, "rated": 3_706,
+              "ratings": 1_000_209},
+    "tiny": {"users": 300, "movies": 400, "max_movie_id": 420, "rated": 380,
+             "ratings": 24_000},
+}
+MIN_RATINGS_PER_USER = 20  # as in ML-1M
+FIRST_TIMESTAMP = 956_703_932   # 2000-04-25, ML-1M's first rating
+LAST_TIMESTAMP = 1_046_454_590  # 2003-02-28, ML-1M's last
+LATENT_DIM = 8
+# Number of ML-1M movies in each genre of `config.GENRES_ML1M`.
+GENRE_COUNTS = np.array([503, 283, 105, 251, 1200, 211, 127, 1603, 68, 44, 343, 114, 106,
+                         471, 276, 492, 143, 68], dtype=float)
+# ML-1M's share of each star, 1 to 5.
+STAR_SHARES = np.array([0.0562, 0.1075, 0.2612, 0.3489, 0.2263])
+AGE_SHARES = np.array([222, 1103, 2096, 1193, 550, 496, 380], dtype=float)
+
+_WORDS = ["Night", "River", "Summer", "Stranger", "Kingdom", "Garden", "Heart", "Storm",
+          "Shadow", "City", "Dream", "Journey", "Secret", "Island", "Fire", "Winter",
+          "Road", "Mirror", "Harbor", "Ghost", "Moon", "Desert", "Empire", "Song",
+          "Letter", "Train", "Bridge", "Angel", "Wolf", "Silence", "Café", "Señor",
+          "Amélie", "Noël", "Misérables", "Björn", "Garçon", "Élan", "Müller", "Ægir"]
+_ADJECTIVES = ["Last", "Lost", "Golden", "Silent", "Wild", "Little", "Broken", "Hidden",
+               "Long", "Dark", "Sweet", "Crazy", "Blue", "Eternal", "Forgotten", "Brave"]
+
+
+def _counts(cfg: dict, scale: float) -> dict:
+    if scale == 1:
+        return dict(cfg)
+    movies = int(round(cfg["movies"] * np.sqrt(scale)))
+    return {"users": int(round(cfg["users"] * scale)), "movies": movies,
+            "max_movie_id": int(round(cfg["max_movie_id"] * np.sqrt(scale))),
+            "rated": int(round(cfg["rated"] * np.sqrt(scale))),
+            "ratings": int(round(cfg["ratings"] * scale))}
+
+
+def _per_user_counts(rng, n_users: int, total: int, cap: int) -> np.ndarray:
+    """At least 20 ratings each, long-tailed, summing exactly to `total`."""
+    extra_total = total - MIN_RATINGS_PER_USER * n_users
+    if extra_total < 0 or total > n_users * cap:
+        raise ValueError("cannot fit that many ratings to that many users and movies")
+    weights = rng.lognormal(mean=0.0, sigma=1.1, size=n_users) * (rng.random(n_users) < 0.9)
+    extra = np.zeros(n_users, dtype=np.int64)
+    room = np.full(n_users, cap - MIN_RATINGS_PER_USER, dtype=np.int64)
+    remaining = extra_total
+    while remaining > 0:
+        open_ = room > extra
+        share = weights * open_ / (weights * open_).sum() * remaining
+        add = np.minimum(np.floor(share).astype(np.int64), room - extra)
+        if add.sum() == 0:  # hand out the last few one at a time, heaviest first
+            order = np.argsort(-(weights * open_), kind="stable")[:remaining]
+            add = np.zeros_like(extra)
+            add[order] = 1
+        extra += add
+        remaining = extra_total - int(extra.sum())
+    return MIN_RATINGS_PER_USER + extra
+
+
+def _pick_genres(rng, log_weights: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Boolean (n_items, n_genres): k[i] distinct genres for item i, drawn by weight."""
+    log_weights = np.broadcast_to(log_weights, (len(k), log_weights.shape[-1]))
+    keys = log_weights + rng.gumbel(size=log_weights.shape)
+    order = np.argsort(-keys, axis=1)[:, :k.max()]
+    chosen = np.zeros(log_weights.shape, dtype=bool)
+    chosen[np.repeat(np.arange(len(k)), k), order[np.arange(k.max())[None, :] < k[:, None]]] = True
+    return chosen
+
+
+def _titles(rng, n: int, years: np.ndarray) -> list[str]:
+    titles = []
+    for i in range(n):
+        a, b = rng.choice(_WORDS, 2, replace=False)
+        pattern = rng.integers(0, 6)
+        if pattern == 0:
+            t = f"{rng.choice(_ADJECTIVES)} {a}, The"
+        elif pattern == 1:
+            t = f"{a} of the {b}"
+        elif pattern == 2:
+            t = f"{a}: The {rng.choice(_ADJECTIVES)} {b}"
+        elif pattern == 3:
+            t = f"{rng.choice(_ADJECTIVES)} {a}"
+        elif pattern == 4:
+            t = f"{a} and {b}"
+        else:
+            t = f"{a} {b} {rng.integers(2, 4) * 'I'}"
+        titles.append(f"{t} ({years[i]})")
+    return titles
+
+
+def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> dict:
+    """Make the synthetic release in memory.
+
+    Args:
+        size: ``"ml-1m"`` for MovieLens 1M's exact counts, ``"tiny"`` for tests.
+        scale: multiplies users and ratings (movies by its square root), for benchmarks.
+        seed: fixes every draw.
+
+    Returns:
+        A dict of DataFrames ``ratings``, ``movies``, ``users`` (the release's columns) and
+        ``truth`` (arrays of the planted structure, as saved in ``truth.npz``).
+    """
+    if size not in SIZES:
+        raise ValueError(f"size must be one of {', '.join(SIZES)}")
+    n = _counts(SIZES[size], scale)
+    rng = np.random.default_rng(seed)
+    n_genres = len(C.GENRES_ML1M)
+
+    # Movies: ids with gaps, 1-3 genres each (every genre used), latent vectors.
+    movie_ids = np.sort(rng.choice(np.arange(1, n["max_movie_id"] + 1), n["movies"],
+                                   replace=False))
+    k = rng.choice([1, 2, 3], size=n["movies"], p=[0.5, 0.35, 0.15])
+    movie_genres = _pick_genres(rng, np.log(GENRE_COUNTS), k)
+    movie_genres[np.arange(n_genres), :] = np.eye(n_genres, dtype=bool)  # all 18 appear
+    genre_vectors = rng.normal(size=(n_genres, LATENT_DIM))
+    movie_latent = (movie_genres @ genre_vectors) / movie_genres.sum(1, keepdims=True)
+    movie_latent += 0.5 * rng.normal(size=movie_latent.shape)
+    quality = rng.normal(0, 0.5, size=n["movies"])
+    years = np.clip(np.round(2000 - rng.exponential(12, size=n["movies"])), 1919, 2000)
+    years = years.astype(int)
+
+    # Which movies anyone rated, and a long-tailed popularity among them.
+    rated = np.sort(rng.choice(n["movies"], n["rated"], replace=False))
+    popularity = np.zeros(n["movies"])
+    popularity[rated] = (rng.permutation(n["rated"]) + 10.0) ** -1.6
+
+    # Users: demographics, favourite genres tilted by them, taste vectors.
+    gender = np.where(rng.random(n["users"]) < 0.28, "F", "M")
+    age_codes = np.array(sorted(C.AGE_LABELS))
+    age = age_codes[rng.choice(len(age_codes), n["users"], p=AGE_SHARES / AGE_SHARES.sum())]
+    age[:len(age_codes)] = age_codes  # every code appears
+    occupation = rng.integers(0, len(C.OCCUPATION_LABELS), size=n["users"])
+    occupation[:len(C.OCCUPATION_LABELS)] = np.arange(len(C.OCCUPATION_LABELS))
+    g = {name: i for i, name in enumerate(C.GENRES_ML1M)}
+    tilt = np.zeros((n["users"], n_genres))
+    female = gender == "F"
+    for name in ("Romance", "Drama", "Musical"):
+        tilt[female, g[name]] += 1.0
+    for name in ("Action", "Sci-Fi", "War", "Western"):
+        tilt[~female, g[name]] += 0.7
+    for name in ("Animation", "Children's", "Comedy"):
+        tilt[age <= 18, g[name]] += 1.0
+    for name in ("Film-Noir", "Documentary", "War"):
+        tilt[age >= 50, g[name]] += 1.0
+    fav_k = rng.choice([2, 3], size=n["users"])
+    favourite = _pick_genres(rng, 0.5 * np.log(GENRE_COUNTS) + tilt, fav_k)
+    taste = (favourite @ genre_vectors) / fav_k[:, None]
+    taste += 0.5 * rng.normal(size=taste.shape)
+    user_bias = rng.normal(0, 0.4, size=n["users"])
+
+    # Who rated what: popularity x affinity, without replacement (Gumbel top-k per user).
+    per_user = _per_user_counts(rng, n["users"], n["ratings"], int(0.6 * n["rated"]))
+    log_pop = np.full(n["movies"], -np.inf)
+    log_pop[rated] = np.log(popularity[rated])
+    movie_genres_f = movie_genres.astype(np.float32)
+    users_out, movies_out, affinity_out = [], [], []
+    chunk = max(1, int(4e6 // n["movies"]))
+    for start in range(0, n["users"], chunk):
+        sl = slice(start, start + chunk)
+        affinity = (taste[sl] @ movie_latent.T) / LATENT_DIM
+        affinity += (favourite[sl].astype(np.float32) @ movie_genres_f.T > 0) * 1.0
+        keys = log_pop[None, :] + 1.0 * affinity + rng.gumbel(size=affinity.shape)
+        counts = per_user[sl]
+        k_max = int(counts.max())
+        top = np.argpartition(-keys, k_max - 1, axis=1)[:, :k_max]
+        top_keys = np.take_along_axis(keys, top, axis=1)
+        top = np.take_along_axis(top, np.argsort(-top_keys, axis=1, kind="stable"), axis=1)
+        keep = np.arange(k_max)[None, :] < counts[:, None]
+        rows = np.repeat(np.arange(start, start + len(counts)), counts)
+        users_out.append(rows)
+        movies_out.append(top[keep])
+        affinity_out.append(np.take_along_axis(affinity, top, axis=1)[keep])
+    user_idx = np.concatenate(users_out)
+    movie_idx = np.concatenate(movies_out)
+    affinity = np.concatenate(affinity_out)
+
+    # Every rated movie gets at least one rating: give each one nobody drew to a user in
+    # place of one of that user's movies that others rated too.
+    rating_count = np.bincount(movie_idx, minlength=n["movies"])
+    for m in rated[rating_count[rated] == 0]:
+        while True:
+            j = int(rng.integers(len(movie_idx)))
+            if rating_count[movie_idx[j]] > 1:
+                break
+        rating_count[movie_idx[j]] -= 1
+        movie_idx[j] = m
+        rating_count[m] += 1
+        affinity[j] = (taste[user_idx[j]] @ movie_latent[m]) / LATENT_DIM + \
+            float((favourite[user_idx[j]] & movie_genres[m]).any())
+
+    # Stars: affinity, quality and bias plus noise, cut at ML-1M's star frequencies.
+    z = affinity + quality[movie_idx] + user_bias[user_idx] + rng.normal(0, 0.7, len(affinity))
+    cuts = np.quantile(z, np.cumsum(STAR_SHARES)[:-1])
+    stars = 1 + np.searchsorted(cuts, z)
+
+    # Timestamps: each user starts somewhere in 2000-2003 (most in 2000, as in ML-1M) and
+    # rates over the following weeks.
+    span = LAST_TIMESTAMP - FIRST_TIMESTAMP
+    start_time = FIRST_TIMESTAMP + (rng.beta(0.6, 2.0, size=n["users"]) * span).astype(np.int64)
+    times = start_time[user_idx] + rng.exponential(30 * 86_400, size=len(user_idx)).astype(np.int64)
+    times = np.minimum(times, LAST_TIMESTAMP)
+
+    order = np.lexsort((times, user_idx))
+    user_ids = np.arange(1, n["users"] + 1)
+    ratings = pd.DataFrame({
+        C.USER_COL: user_ids[user_idx[order]], C.MOVIE_COL: movie_ids[movie_idx[order]],
+        C.RATING_COL: stars[order], C.TIMESTAMP_COL: times[order]})
+    genre_names = np.array(C.GENRES_ML1M, dtype=object)
+    movies = pd.DataFrame({
+        C.MOVIE_COL: movie_ids, C.TITLE_COL: _titles(rng, n["movies"], years),
+        C.GENRES_COL: ["|".join(genre_names[row]) for row in movie_genres]})
+    zips = np.char.zfill(rng.integers(0, 100_000, n["users"]).astype(str), 5)
+    long_zip = rng.random(n["users"]) < 0.01
+    zips = np.where(long_zip, np.char.add(np.char.add(zips, "-"),
+                    np.char.zfill(rng.integers(0, 10_000, n["users"]).astype(str), 4)), zips)
+    users = pd.DataFrame({C.USER_COL: user_ids, C.GENDER_COL: gender, C.AGE_COL: age,
+                          C.OCCUPATION_COL: occupation, C.ZIP_COL: zips})
+    truth = {"user_ids": user_ids, "movie_ids": movie_ids, "genres": np.array(C.GENRES_ML1M),
+             "favourite_genres": favourite, "user_taste": taste, "user_bias": user_bias,
+             "movie_genres": movie_genres, "movie_latent": movie_latent,
+             "movie_quality": quality, "genre_vectors": genre_vectors,
+             "popularity": popularity}
+    return {"ratings": ratings, "movies": movies, "users": users, "truth": truth}
+
+
+def _dat(df: pd.DataFrame) -> bytes:
+    """Rows joined by '::' as ML-1M writes them, encoded latin-1."""
+    buf = io.StringIO()
+    df.to_csv(buf, sep="\x1f", header=False, index=False, lineterminator="\n")
+    return buf.getvalue().replace("\x1f", "::").encode("latin-1")
+
+
+def write_synthetic(out: Path | str, size: str = "ml-1m", *, scale: float = 1.0,
+                    seed: int = C.SEED) -> Path:
+    """Write ratings.dat, movies.dat, users.dat (ML-1M format) and truth.npz into `out`.
+
+    The files are written under temporary names and renamed at the end, so an interrupted
+    run never leaves a folder that looks complete.
+
+    Returns:
+        The folder written.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = generate(size, scale=scale, seed=seed)
+    parts = {"movies.dat": _dat(data["movies"]), "users.dat": _dat(data["users"]),
+             "ratings.dat": _dat(data["ratings"])}
+    for name, payload in parts.items():
+        (out / f".{name}.part").write_bytes(payload)
+    with open(out / ".truth.npz.part", "wb") as fh:
+        np.savez_compressed(fh, **data["truth"])
+    (out / "README.txt").write_text(
+        "Synthetic data in the MovieLens 1M format, made by `python -m lib data synthetic` "
+        f"(size={size}, scale={scale}, seed={seed}).\nIt is not MovieLens: the ratings come "
+        "from a planted model whose truth is in truth.npz.\n", encoding="utf-8")
+    for name in ["truth.npz", "movies.dat", "users.dat", "ratings.dat"]:  # ratings last
+        (out / f".{name}.part").replace(out / name)
+    return out
+
+
+def load_truth(folder: Path | str) -> dict[str, np.ndarray]:
+    """The planted structure written beside a synthetic dataset."""
+    with np.load(Path(folder) / "truth.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}

@@ -1,0 +1,77 @@
+"""The built-in dataset: exact ML-1M format and counts, planted structure, same bytes."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from lib import config as C
+from lib.data import load_dataset
+from lib.synthetic import generate, load_truth, write_synthetic
+
+
+def _digest(folder):
+    return {f: hashlib.md5((folder / f).read_bytes()).hexdigest()
+            for f in ("ratings.dat", "movies.dat", "users.dat", "truth.npz")}
+
+
+def test_same_seed_same_bytes_other_seed_other_bytes(tmp_path):
+    a = _digest(write_synthetic(tmp_path / "a", "tiny", seed=7))
+    b = _digest(write_synthetic(tmp_path / "b", "tiny", seed=7))
+    c = _digest(write_synthetic(tmp_path / "c", "tiny", seed=8))
+    assert a == b
+    assert a["ratings.dat"] != c["ratings.dat"]
+
+
+@pytest.fixture(scope="module")
+def ml1m_sized(tmp_path_factory):
+    parent = tmp_path_factory.mktemp("syn")
+    write_synthetic(parent / "synthetic", "ml-1m")
+    return parent
+
+
+def test_ml1m_size_has_ml1m_counts_and_format(ml1m_sized):
+    ds = load_dataset("synthetic", ml1m_sized)
+    assert ds.counts() == {"ratings": 1_000_209, "users": 6_040, "movies": 3_883,
+                           "rated_movies": 3_706, "genres": 18, "users_in_file": 6_040}
+    assert ds.ratings.groupby(C.USER_COL).size().min() >= 20
+    ids = ds.movies[C.MOVIE_COL]
+    assert ids.max() <= 3952 and ids.max() - ids.min() + 1 > len(ids)  # gaps in the ids
+    assert set(ds.users[C.AGE_COL]) == set(C.AGE_LABELS)
+    assert set(ds.users[C.OCCUPATION_COL]) == set(C.OCCUPATION_LABELS)
+    assert {g for gs in ds.movies[C.GENRES_COL] for g in gs} == set(C.GENRES_ML1M)
+    assert ds.movies[C.GENRES_COL].map(len).between(1, 3).all()
+    t = ds.ratings[C.TIMESTAMP_COL]
+    assert t.min() >= 946_684_800 and t.max() < 1_072_915_200  # within 2000-2003
+    raw = (ml1m_sized / "synthetic" / "movies.dat").read_bytes()
+    with pytest.raises(UnicodeDecodeError):
+        raw.decode("utf-8")  # latin-1 accents, as in ML-1M
+    assert "é" in raw.decode("latin-1")
+    # Star shares close to ML-1M's (5.6%, 10.8%, 26.1%, 34.9%, 22.6%).
+    shares = ds.ratings[C.RATING_COL].value_counts(normalize=True).sort_index().to_numpy()
+    np.testing.assert_allclose(shares, [0.0562, 0.1075, 0.2612, 0.3489, 0.2263], atol=0.002)
+
+
+def test_planted_preferences_show_in_the_ratings(ml1m_sized):
+    """Users rate movies of their favourite genres higher and more often than others."""
+    ds = load_dataset("synthetic", ml1m_sized)
+    truth = load_truth(ml1m_sized / "synthetic")
+    fav = truth["favourite_genres"]            # (users, genres), users in id order 1..n
+    genres_of = truth["movie_genres"]          # (movies, genres), movies in id order
+    u = ds.ratings[C.USER_COL].to_numpy() - 1
+    m = np.searchsorted(truth["movie_ids"], ds.ratings[C.MOVIE_COL].to_numpy())
+    liked = (fav[u] & genres_of[m]).any(axis=1)
+    r = ds.ratings[C.RATING_COL].to_numpy()
+    assert r[liked].mean() - r[~liked].mean() > 0.4
+    # Share of a user's ratings in favourite genres, against the share of such movies.
+    base = (fav.astype(float) @ genres_of.T.astype(float) > 0).mean()
+    assert liked.mean() > base + 0.1
+
+
+def test_scale_grows_users_and_ratings():
+    small = generate("tiny", seed=1)
+    big = generate("tiny", scale=4, seed=1)
+    assert len(big["users"]) == 4 * len(small["users"])
+    assert len(big["ratings"]) == 4 * len(small["ratings"])
+    assert len(big["movies"]) == 2 * len(small["movies"])  # movies grow as sqrt(scale)
