@@ -17,6 +17,7 @@ $(VENV)/.installed: requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $@
 
 run: venv
@@ -24,6 +25,10 @@ run: venv
 
 test: venv
 	$(PY) -m pytest
+
+# Re-execute the notebooks in place with their default parameters (what is committed).
+notebooks: venv
+	$(PY) -m lib run --in-place
 
 # Opt-in: checks against the real MovieLens 100K files in ../shared/datasets/ml-100k
 # (or ML100K_DIR).

@@ -59,15 +59,26 @@ def _data_download(args) -> int:
 
 
 def _run(args) -> int:
-    from lib.data import DataError, load_dataset, resolve_dataset
-    name = resolve_dataset(args.dataset, args.data_dir)
+    from lib.data import DataError
+    from lib.pipeline import PipelineError, run
+    params = {name: _literal(value) for name, value in args.parameter or []}
     try:
-        dataset = load_dataset(name, args.data_dir)
-    except DataError as exc:
+        done = run(args.dataset, args.data_dir, parameters=params, out_dir=args.out,
+                   only=args.only, in_place=args.in_place)
+    except (PipelineError, DataError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{name}: " + ", ".join(f"{v:,} {k}" for k, v in dataset.counts().items()))
+    print("executed notebooks: " + ", ".join(C.shown(p) for p in done))
     return 0
+
+
+def _literal(text: str):
+    """-p values: numbers and booleans as such, anything else as a string."""
+    import ast
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
 
 
 def _bench(args) -> int:
@@ -101,9 +112,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--zip", type=Path, help="install from a zip you already have")
     p.set_defaults(func=_data_download)
 
-    p = sub.add_parser("run", help="the main job: prepare the data and run the pipeline")
+    p = sub.add_parser("run", help="the main job: run the numbered notebooks with papermill")
     p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
-    p.add_argument("--data-dir", default=C.DATA_DIR, type=Path)
+    p.add_argument("--data-dir", type=Path, help="default data/ (or DATA_DIR)")
+    p.add_argument("-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                   help="a notebook parameter, e.g. -p EPOCHS 3 (repeatable)")
+    p.add_argument("--only", action="append", help="run notebooks starting with this, e.g. 01")
+    p.add_argument("--out", type=Path, help="folder for executed copies (default runs/<dataset>)")
+    p.add_argument("--in-place", action="store_true",
+                   help="refresh notebooks/ in place with default parameters (make notebooks)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("bench", help="benchmark: print a table, write JSON")

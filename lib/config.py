@@ -9,9 +9,9 @@ from pathlib import Path
 
 PROJ_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(os.environ.get("DATA_DIR", PROJ_ROOT / "data"))
-MODELS_DIR = PROJ_ROOT / "models"
-FIGURES_DIR = PROJ_ROOT / "figures"
-RUNS_DIR = PROJ_ROOT / "runs"
+MODELS_DIR = Path(os.environ.get("MODELS_DIR", PROJ_ROOT / "models"))
+FIGURES_DIR = Path(os.environ.get("FIGURES_DIR", PROJ_ROOT / "figures"))
+RUNS_DIR = Path(os.environ.get("RUNS_DIR", PROJ_ROOT / "runs"))
 NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 
 SEED = 42
@@ -96,6 +96,15 @@ RELEASES = {
 # `synthetic-tiny` is for tests and quick looks.
 SYNTHETIC_SIZES = {"synthetic": "ml-1m", "synthetic-tiny": "tiny"}
 DATASETS = ["auto", *RELEASES, *SYNTHETIC_SIZES]
+
+
+def shown(path: Path | str) -> str:
+    """A path as people should see it: relative to the project when inside it."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(PROJ_ROOT).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def release_info(name: str) -> dict:

@@ -515,3 +515,49 @@ def resolve_dataset(name: str = C.DEFAULT_DATASET, data_dir: Path | str | None =
                         Path(data_dir or C.DATA_DIR) / "ml-1m", str(exc).splitlines()[0])
     log.warning("USING SYNTHETIC DATA: results below are not MovieLens results")
     return "synthetic"
+
+
+def genre_matrix(movies: pd.DataFrame, genres: list[str]) -> np.ndarray:
+    """Boolean (movies, genres) matrix, rows in the order of `movies`, columns of `genres`."""
+    col = {g: i for i, g in enumerate(genres)}
+    out = np.zeros((len(movies), len(genres)), dtype=bool)
+    rows = np.repeat(np.arange(len(movies)), movies[C.GENRES_COL].map(len).to_numpy())
+    cols = [col[g] for gs in movies[C.GENRES_COL] for g in gs]
+    out[rows, cols] = True
+    return out
+
+
+def summary(dataset: Dataset) -> dict:
+    """Counts, sparsity and rating statistics, as people quote them."""
+    c = dataset.counts()
+    r = dataset.ratings[C.RATING_COL]
+    per_user = dataset.ratings.groupby(C.USER_COL).size()
+    per_movie = dataset.ratings.groupby(C.MOVIE_COL).size()
+    return {**c, "density": c["ratings"] / (c["users"] * c["rated_movies"]),
+            "mean_rating": float(r.mean()),
+            "ratings_per_user_median": float(per_user.median()),
+            "ratings_per_user_min": int(per_user.min()),
+            "ratings_per_movie_median": float(per_movie.median()),
+            "movies_without_genre": int((dataset.movies[C.GENRES_COL].map(len) == 0).sum())}
+
+
+def check_facts(dataset: Dataset) -> dict[str, bool]:
+    """The facts the later notebooks rely on, each True or False."""
+    r, m = dataset.ratings, dataset.movies
+    lo, hi, _ = dataset.scale
+    facts = {
+        "movie ids are unique": bool(m[C.MOVIE_COL].is_unique),
+        "every rated movie is in the movies file": bool(r[C.MOVIE_COL].isin(m[C.MOVIE_COL]).all()),
+        "no user rated a movie twice": not r.duplicated([C.USER_COL, C.MOVIE_COL]).any(),
+        "ratings lie on the release's scale": bool(r[C.RATING_COL].between(lo, hi).all()),
+        "every genre is used by some movie": set(dataset.genres) <=
+            {g for gs in m[C.GENRES_COL] for g in gs},
+    }
+    if dataset.users is not None:
+        facts["every rating's user is in the users file"] = bool(
+            r[C.USER_COL].isin(dataset.users[C.USER_COL]).all())
+    if dataset.name in ("ml-1m", *C.SYNTHETIC_SIZES, "ml-100k"):
+        facts["every user has at least 20 ratings"] = bool(
+            r.groupby(C.USER_COL).size().min() >= 20)
+        facts["every movie has a genre"] = bool((m[C.GENRES_COL].map(len) > 0).all())
+    return facts

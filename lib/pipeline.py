@@ -1,0 +1,140 @@
+"""Run the numbered notebooks headless with papermill, and record their headline numbers.
+
+A notebook's last cell calls `record(...)`: the numbers are shown in the notebook and kept
+in its output under a MIME type of their own, so `read_records` can read them back from an
+executed notebook (what the tests check) without side files.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from lib import config as C
+
+log = logging.getLogger(__name__)
+RECORD_MIME = "application/vnd.movielens-embeddings.record+json"
+
+
+class PipelineError(RuntimeError):
+    """A notebook failed; the message names the notebook, the cell and the error."""
+
+
+def notebooks(folder: Path | str = C.NOTEBOOKS_DIR) -> list[Path]:
+    """The numbered notebooks (`NN_name.ipynb`) in run order."""
+    return sorted(Path(folder).glob("[0-9][0-9]_*.ipynb"))
+
+
+def record(values: dict) -> None:
+    """Show a notebook's headline numbers and keep them for `read_records`."""
+    from IPython.display import display
+    clean = json.loads(json.dumps(values, default=_plain))
+    width = max(map(len, clean), default=0)
+    text = "\n".join(f"{k:<{width}}  {_show(v)}" for k, v in clean.items())
+    display({RECORD_MIME: clean, "text/plain": text}, raw=True)
+
+
+def _plain(value):
+    if hasattr(value, "item"):
+        return value.item()
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def _show(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def banner(dataset) -> None:
+    """Say in the notebook which data its numbers come from, loudly if synthetic."""
+    from IPython.display import Markdown, display
+    counts = dataset.counts()
+    what = (f"**{dataset.name}**: {counts['ratings']:,} ratings, {counts['users']:,} users, "
+            f"{counts['movies']:,} movies, from `{C.shown(dataset.path)}`")
+    if dataset.synthetic:
+        display(Markdown(f"> ⚠️ **Synthetic data.** MovieLens 1M was not found in the data "
+                         f"folder and could not be downloaded, so this notebook runs on the "
+                         f"built-in synthetic dataset in the ML-1M format. Its numbers are "
+                         f"**not MovieLens results**. To use the real data: "
+                         f"`python -m lib data download ml-1m`.\n>\n> {what}"))
+    else:
+        display(Markdown(what))
+
+
+def read_records(path: Path | str) -> dict:
+    """The numbers a notebook recorded with `record` (merged, in order)."""
+    nb = json.loads(Path(path).read_text(encoding="utf-8"))
+    found: dict = {}
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            if RECORD_MIME in output.get("data", {}):
+                found.update(output["data"][RECORD_MIME])
+    return found
+
+
+def run(dataset: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
+        parameters: dict | None = None, out_dir: Path | str | None = None,
+        source: Path | str = C.NOTEBOOKS_DIR, only: list[str] | None = None,
+        in_place: bool = False, progress: bool = True) -> list[Path]:
+    """Execute the numbered notebooks in order with papermill.
+
+    Args:
+        dataset: a dataset name or ``"auto"`` (resolved once, here, for every notebook).
+        data_dir: parent folder of the datasets; default `config.DATA_DIR`.
+        parameters: more notebook parameters, e.g. ``{"EPOCHS": 3}``.
+        out_dir: where executed copies go; default ``runs/<dataset>/``.
+        source: folder of the notebooks.
+        only: run just the notebooks whose names start with one of these (``["01"]``).
+        in_place: overwrite the notebooks in `source` with their executed copies, run with
+            their own default parameters (what is committed).
+        progress: show papermill's progress bar per notebook.
+
+    Returns:
+        The executed notebooks.
+
+    Raises:
+        PipelineError: names the notebook, the cell and the error of the first failure.
+    """
+    import papermill as pm
+    from lib.data import resolve_dataset
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    params = dict(parameters or {})
+    if in_place:
+        name = "in-place"
+    else:
+        name = resolve_dataset(dataset, data_dir)
+        params["DATASET"] = name
+        if data_dir is not None:
+            params["DATA_DIR"] = str(data_dir)
+    out = Path(out_dir or C.RUNS_DIR / name)
+    out.mkdir(parents=True, exist_ok=True)
+    todo = [p for p in notebooks(source) if not only or p.name.startswith(tuple(only))]
+    if not todo:
+        raise PipelineError(f"no numbered notebooks in {source}")
+    done = []
+    for i, path in enumerate(todo, 1):
+        target = out / path.name
+        log.info("[%d/%d] %s -> %s", i, len(todo), path.name, target)
+        start = time.perf_counter()
+        try:
+            pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
+                                kernel_name="python3", progress_bar=progress,
+                                prepare_only=False)
+        except pm.PapermillExecutionError as exc:
+            first = next((ln for ln in exc.source.splitlines()
+                          if ln.strip() and not ln.startswith("#")), "")
+            raise PipelineError(f"{path.name} failed in cell In [{exc.exec_count}] "
+                                f"(`{first.strip()[:60]}`): {exc.ename}: {exc.evalue}\n"
+                                f"The executed copy, with the error, is "
+                                f"{C.shown(target)}") from None
+        log.info("%s done in %.1f s", path.name, time.perf_counter() - start)
+        if in_place:
+            shutil.copyfile(target, path)
+        done.append(target)
+    return done

@@ -1,0 +1,64 @@
+"""nbval on the committed notebooks: cells marked `# NBVAL_CHECK_OUTPUT` must print what
+they printed when the notebooks were committed.
+
+The notebooks are checked on the dataset they were committed with (read from their
+recorded numbers), pinned with papermill's parameter injection, so the check means the
+same whether or not this machine holds the real MovieLens 1M.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import papermill as pm
+import pytest
+
+from lib import config as C
+from lib.data import is_present
+from lib.pipeline import notebooks, read_records
+
+NOTEBOOKS = notebooks()
+
+
+def _pinned_copy(path, folder):
+    dataset = read_records(path).get("dataset")
+    assert dataset, f"{path.name}: no recorded dataset; run `make notebooks`"
+    if dataset not in C.SYNTHETIC_SIZES and not is_present(dataset):
+        pytest.skip(f"{path.name} was committed on {dataset}, which is not in data/")
+    target = folder / path.name
+    pm.execute_notebook(str(path), str(target), parameters={"DATASET": dataset},
+                        prepare_only=True, progress_bar=False)
+    return target
+
+
+def _nbval(target, env_dir):
+    env = {**os.environ, "FIGURES_DIR": str(env_dir / "figures"),
+           "MODELS_DIR": str(env_dir / "models")}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--nbval-lax", "--nbval-current-env", "--nbval-cell-timeout=900",
+                           "-o", "addopts=", str(target)],
+                          capture_output=True, text=True, env=env, cwd=target.parent)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_committed_notebook_outputs_hold(path, tmp_path):
+    target = _pinned_copy(path, tmp_path)
+    proc = _nbval(target, tmp_path)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+
+
+def test_nbval_catches_a_changed_checked_output(tmp_path):
+    """Edit one checked output in a scratch copy: nbval must fail on it."""
+    path = NOTEBOOKS[0]
+    target = _pinned_copy(path, tmp_path)
+    nb = json.loads(target.read_text(encoding="utf-8"))
+    cell = next(c for c in nb["cells"] if c["cell_type"] == "code"
+                and "NBVAL_CHECK_OUTPUT" in "".join(c["source"]))
+    stream = next(o for o in cell["outputs"] if o["output_type"] == "stream")
+    stream["text"] = ["".join(stream["text"]).replace("ratings: ", "ratings: 1", 1)]
+    target.write_text(json.dumps(nb), encoding="utf-8")
+    proc = _nbval(target, tmp_path)
+    assert proc.returncode != 0
+    assert "1 failed" in proc.stdout
