@@ -81,6 +81,76 @@ def _literal(text: str):
         return text
 
 
+def _evaluate(args) -> int:
+    import json
+
+    import pandas as pd
+
+    from lib import evaluation, stages
+    from lib.data import DataError, load_dataset, resolve_dataset
+    from lib.ids import IdMap
+    try:
+        name = resolve_dataset(args.dataset, args.data_dir)
+        ds = load_dataset(name, args.data_dir)
+        split = evaluation.make_split(ds.ratings, args.split, seed=args.seed,
+                                      split_dir=args.split_dir)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    ids = IdMap.from_dataset(ds)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    s1 = stages.run_stage1(ds, ids, seed=args.seed)
+    table, recs, users, scorers = stages.evaluate_all(ds, ids, split, s1.movie_vectors,
+                                                      k=args.k, seed=args.seed)
+    for model, top in recs.items():
+        slug = model.split(" (")[0].replace(" ", "_")
+        stages.write_recs(top, users, scorers[model], ids, out / f"recs_{slug}.csv")
+    if name == "ml-100k" and args.k == 10 and split.method.startswith("per-item 0.75 seed 42"):
+        published = pd.DataFrame(C.PUBLISHED_ML100K).T
+        published.index = [f"{m} (published)" for m in published.index]
+        table = pd.concat([table, published])
+    report = {"dataset": name, "split": split.method, "k": args.k, "synthetic": ds.synthetic,
+              "train_ratings": len(split.train), "test_ratings": len(split.test),
+              "metrics": json.loads(table.to_json(orient="index"))}
+    (out / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    cols = [c for c in (f"ndcg@{args.k}", f"precision@{args.k}", f"recall@{args.k}",
+                        f"map@{args.k}", f"hit_rate@{args.k}", f"coverage@{args.k}", "rmse",
+                        "mae", "train seconds") if c in table.columns]
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
+        print(f"{name}, split {split.method}, k = {args.k}")
+        print(table[cols].round(4).to_string(na_rep=""))
+    print(f"written: {C.shown(out / 'metrics.json')} and recs_<model>.csv")
+    return 0
+
+
+def _recommend(args) -> int:
+    from lib.data import DataError, load_dataset, resolve_dataset
+    from lib.ids import UnknownIdError
+    from lib.recommend import Engine
+    from lib.stages import model_dir
+    try:
+        name = resolve_dataset(args.dataset, args.data_dir, download=False)
+        engine = Engine.load(model_dir(name), load_dataset(name, args.data_dir))
+        if args.user is not None:
+            frame = engine.recommend(args.user, args.k)
+            title = f"top {args.k} for user {args.user}"
+        elif args.similar is not None:
+            frame = engine.similar(args.similar, args.k)
+            title = f"movies like {args.similar}"
+        else:
+            liked = [int(x) for x in args.liked.split(",") if x.strip()]
+            frame = engine.new_user(liked, args.k)
+            title = f"for a new user who liked {liked}"
+    except (DataError, UnknownIdError, FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"{name}: {title}")
+    frame = frame.assign(genres=frame["genres"].map("|".join))
+    print(frame.to_string(index=False))
+    return 0
+
+
 def _bench(args) -> int:
     from lib.bench import main
     main(args.group, args.out)
@@ -123,8 +193,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refresh notebooks/ in place with default parameters (make notebooks)")
     p.set_defaults(func=_run)
 
+    p = sub.add_parser("evaluate", help="train models and baselines on a split, score them")
+    p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
+    p.add_argument("--data-dir", type=Path, help="default data/ (or DATA_DIR)")
+    p.add_argument("--split", default="per-item", choices=["per-item", "per-user", "last"])
+    p.add_argument("--split-dir", type=Path, help="a folder with train.csv and test.csv")
+    p.add_argument("--k", type=int, default=C.DEFAULT_K)
+    p.add_argument("--seed", type=int, default=C.SEED)
+    p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, recs")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("recommend", help="recommend with the saved models")
+    p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
+    p.add_argument("--data-dir", type=Path, help="default data/ (or DATA_DIR)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", type=int, help="a known user id")
+    who.add_argument("--similar", type=int, metavar="MOVIE_ID", help="movies like this one")
+    who.add_argument("--liked", help="a new user: comma-separated movie ids they like")
+    p.add_argument("--k", type=int, default=C.DEFAULT_K)
+    p.set_defaults(func=_recommend)
+
     p = sub.add_parser("bench", help="benchmark: print a table, write JSON")
-    p.add_argument("--group", action="append", help="data | data-scale (default: data)")
+    p.add_argument("--group", action="append", help="data | train | data-scale | train-scale (default: data and train)")
     p.add_argument("--out", type=Path, help="JSON file (default benchmarks.json)")
     p.set_defaults(func=_bench)
     return parser

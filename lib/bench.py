@@ -63,12 +63,112 @@ def _generate10(work: Path) -> dict:
     return {"rows": 10_002_090}
 
 
-def _ensure_synthetic(work: Path) -> Path:
-    folder = work / "synthetic"
+def _ensure_synthetic(work: Path, scale: float = 1.0) -> Path:
+    folder = work / ("synthetic" if scale == 1 else f"synthetic-x{scale:g}")
     if not (folder / "ratings.dat").is_file():
         from lib.synthetic import write_synthetic
-        write_synthetic(folder, "ml-1m")
+        write_synthetic(folder, "ml-1m", scale=scale)
     return folder
+
+
+def _training_data(work: Path, scale: float):
+    from lib import data
+    from lib.ids import IdMap
+    folder = _ensure_synthetic(work, scale)
+    ds, _ = data.read_release(folder, "synthetic")
+    return ds, IdMap.from_dataset(ds)
+
+
+def _epochs(fn, n: int = 3) -> float:
+    """Median seconds of `n` epochs after one warm-up epoch (graph tracing)."""
+    fn()
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _plain_dot(work: Path, scale: float) -> dict:
+    """The reference recipe: 32-d user and movie embeddings, dot product, MSE, Adam,
+    Keras fit on int32 arrays with batch 4096."""
+    import keras
+    from lib import models
+    ds, ids = _training_data(work, scale)
+    models.seed_everything(1)
+    u = keras.Input((), dtype="int32", name="user")
+    m = keras.Input((), dtype="int32", name="movie")
+    dot = keras.layers.Dot(axes=1)([keras.layers.Embedding(ids.n_users, 32)(u),
+                                    keras.layers.Embedding(ids.n_movies, 32)(m)])
+    model = keras.Model({"user": u, "movie": m}, dot)
+    model.compile(keras.optimizers.Adam(1e-3), "mse")
+    x = {"user": ids.user_rows(ds.ratings[C.USER_COL].to_numpy()),
+         "movie": ids.movie_rows(ds.ratings[C.MOVIE_COL].to_numpy())}
+    y = ds.ratings[C.RATING_COL].to_numpy("float32")
+    sec = _epochs(lambda: model.fit(x, y, batch_size=4096, epochs=1, verbose=0, shuffle=True))
+    return {"rows": len(y), "s/epoch": sec, "examples/s": len(y) / sec}
+
+
+def _stage1(work: Path, scale: float) -> dict:
+    from lib import models, stages
+    ds, ids = _training_data(work, scale)
+    genres = stages.movie_genres(ds, ids)
+    model = models.build_movie_genre_model(ids.n_movies, ids.n_genres)
+    sec = _epochs(lambda: models.train_movie_genre_model(model, genres, epochs=1,
+                                                         progress=False))
+    pairs = 2 * int(genres.sum())
+    return {"rows": pairs, "s/epoch": sec, "examples/s": pairs / sec}
+
+
+def _stage2_ranking(work: Path, scale: float) -> dict:
+    from lib import evaluation, models
+    ds, ids = _training_data(work, scale)
+    train = evaluation.interactions(ds.ratings, ids)
+    model = models.build_ranking_model(ids.n_users, ids.n_movies, init="random")
+    sec = _epochs(lambda: models.train_ranking_model(model, train, {}, epochs=1,
+                                                     progress=False))
+    return {"rows": train.nnz, "s/epoch": sec, "examples/s": train.nnz / sec}
+
+
+def _stage2_rating(work: Path, scale: float) -> dict:
+    from lib import models
+    ds, ids = _training_data(work, scale)
+    model = models.build_rating_model(ids.n_users, ids.n_movies, global_mean=3.58,
+                                      init="random")
+    sec = _epochs(lambda: models.train_rating_model(model, ds.ratings, ids, {}, validation=None,
+                                                    epochs=1, progress=False))
+    return {"rows": len(ds.ratings), "s/epoch": sec, "examples/s": len(ds.ratings) / sec}
+
+
+def _stage2_converged(work: Path, scale: float) -> dict:
+    """Both stages as notebook 03 runs them: stage 1, then the ranking model with early
+    stopping on validation nDCG@10 and a refit (rating model left out)."""
+    from lib import evaluation, stages
+    ds, ids = _training_data(work, scale)
+    s1 = stages.run_stage1(ds, ids, progress=False)
+    split = evaluation.split_stratified(ds.ratings, "item", 0.75, C.SEED)
+    t0 = time.perf_counter()
+    s2 = stages.run_stage2(ds, ids, split.train, s1.movie_vectors, rating=False, progress=False)
+    seconds = time.perf_counter() - t0
+    train, test = evaluation.interactions(split.train, ids), evaluation.interactions(split.test, ids)
+    metrics = evaluation.evaluate_ranking(s2.scores(), train, test)[0]
+    best = int(s2.ranking_history["validation"].idxmax()) + 1
+    return {"rows": len(split.train), "epochs": best, "epochs run": len(s2.ranking_history),
+            "s to converge": seconds, "ndcg@10": metrics["ndcg@10"],
+            "stage 1 s": s1.seconds}
+
+
+for _scale, _group in ((1.0, "train"), (10.0, "train-scale")):
+    _tag = "ML-1M size" if _scale == 1 else f"{_scale:g}x ML-1M"
+    for _name, _fn in (("plain 32-d dot model, Keras fit, batch 4096 (reference)", _plain_dot),
+                       ("stage 1 epoch (movie-genre)", _stage1),
+                       ("stage 2 ranking epoch (softmax over all movies)", _stage2_ranking),
+                       ("stage 2 rating epoch (Keras fit, batch 4096)", _stage2_rating)):
+        case(f"{_name}, {_tag}", _group, repeat=1)(
+            lambda work, fn=_fn, scale=_scale: fn(work, scale))
+case("stages 1+2 to convergence (early stopping + refit), ML-1M size", "train", repeat=1)(
+    lambda work: _stage2_converged(work, 1.0))
 
 
 def run_case(name: str, work: Path) -> dict:
@@ -99,8 +199,9 @@ def _peak_rss_kb() -> int | None:
 
 
 def main(groups: list[str] | None = None, out: Path | None = None) -> list[dict]:
-    """Run the cases of `groups` (all but the scale ones by default), print, write JSON."""
-    groups = groups or ["data"]
+    """Run the cases of `groups` (data and train by default; data-scale and train-scale
+    generate 10x data first), print a table, write JSON."""
+    groups = groups or ["data", "train"]
     results = []
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         work = Path(tmp)
@@ -129,8 +230,8 @@ def _cpus() -> int:
 
 
 def _print_table(results: list[dict]) -> None:
-    extra_cols = sorted({k for r in results for k in r} -
-                        {"case", "group", "seconds", "best_seconds", "repeats", "peak_mb"})
+    extra_cols = [k for k in dict.fromkeys(k for r in results for k in r)
+                  if k not in {"case", "group", "seconds", "best_seconds", "repeats", "peak_mb"}]
     header = ["case", "seconds", "best", "peak MB", *extra_cols]
     rows = [[r["case"], f"{r['seconds']:.3f}", f"{r['best_seconds']:.3f}",
              f"{r['peak_mb']:.0f}", *[_fmt(r.get(c)) for c in extra_cols]] for r in results]

@@ -16,6 +16,7 @@ NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 
 SEED = 42
 DEFAULT_K = 10
+EMBEDDING_DIM = 64  # stage 1 and stage 2 share it, so stage 2 can start from stage 1
 DEFAULT_DATASET = "auto"
 
 # One schema for every release.
@@ -96,6 +97,19 @@ RELEASES = {
 # `synthetic-tiny` is for tests and quick looks.
 SYNTHETIC_SIZES = {"synthetic": "ml-1m", "synthetic-tiny": "tiny"}
 DATASETS = ["auto", *RELEASES, *SYNTHETIC_SIZES]
+
+
+# Published results on ML-100K (Microsoft Recommenders benchmark: 75/25 per item, seed 42,
+# k = 10, training items removed, every test rating relevant).
+PUBLISHED_ML100K = {
+    "BiVAE": {"map@10": 0.146, "ndcg@10": 0.475, "precision@10": 0.412, "recall@10": 0.219},
+    "BPR": {"map@10": 0.132, "ndcg@10": 0.442, "precision@10": 0.388, "recall@10": 0.213},
+    "LightGCN": {"map@10": 0.089, "ndcg@10": 0.420, "precision@10": 0.380, "recall@10": 0.144},
+    "NCF": {"map@10": 0.108, "ndcg@10": 0.396, "precision@10": 0.347, "recall@10": 0.181},
+    "SAR": {"map@10": 0.111, "ndcg@10": 0.382, "precision@10": 0.331, "recall@10": 0.176},
+    "SVD": {"map@10": 0.013, "ndcg@10": 0.096, "precision@10": 0.091, "recall@10": 0.033,
+            "rmse": 0.939},
+}
 
 
 def shown(path: Path | str) -> str:

@@ -11,7 +11,7 @@ import urllib.request
 import zipfile
 from pathlib import Path
 
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from lib import config as C
 from lib.data import DataError

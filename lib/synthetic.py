@@ -188,7 +188,7 @@ def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> 
         sl = slice(start, start + chunk)
         affinity = (taste[sl] @ movie_latent.T) / LATENT_DIM
         affinity += (favourite[sl].astype(np.float32) @ movie_genres_f.T > 0) * 1.0
-        keys = log_pop[None, :] + 1.0 * affinity + rng.gumbel(size=affinity.shape)
+        keys = log_pop[None, :] + 2.0 * affinity + rng.gumbel(size=affinity.shape)
         counts = per_user[sl]
         k_max = int(counts.max())
         top = np.argpartition(-keys, k_max - 1, axis=1)[:, :k_max]

@@ -1,0 +1,315 @@
+"""Splits, metrics and baselines.
+
+Ranking metrics follow the definitions of the Microsoft Recommenders benchmark, so numbers
+compare with the published ones: for each user with at least one relevant test movie, the
+top-k list is scored against *all* of that user's test movies (or those rated at or above a
+threshold), and the user's training movies are never recommended.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from lib import config as C
+from lib.data import DataError
+
+# --- splits ----------------------------------------------------------------------------
+
+
+@dataclass
+class Split:
+    """A train/test split of ratings, with how it was made."""
+
+    train: pd.DataFrame
+    test: pd.DataFrame
+    method: str
+
+    def __repr__(self) -> str:
+        return f"Split({self.method}: {len(self.train):,} train, {len(self.test):,} test)"
+
+
+def split_stratified(ratings: pd.DataFrame, by: str = "item", ratio: float = 0.75,
+                     seed: int = C.SEED) -> Split:
+    """Random split stratified per item (or per user).
+
+    Within each group (the ratings of one movie, or of one user) the rows are shuffled with
+    the seed and the first ``round(ratio * n)`` go to training (Python rounding, half to
+    even). ``by="item", ratio=0.75, seed=42`` is the Microsoft Recommenders benchmark
+    protocol.
+    """
+    if by not in ("item", "user"):
+        raise ValueError("by must be 'item' or 'user'")
+    if not 0 < ratio < 1:
+        raise ValueError("ratio must be between 0 and 1")
+    col = C.MOVIE_COL if by == "item" else C.USER_COL
+    group = ratings[col].to_numpy()
+    key = np.random.default_rng(seed).random(len(ratings))
+    order = np.lexsort((key, group))
+    _, starts, counts = np.unique(group[order], return_index=True, return_counts=True)
+    rank = np.arange(len(order)) - np.repeat(starts, counts)
+    n_train = np.repeat(np.round(ratio * counts), counts)
+    is_train = np.empty(len(order), dtype=bool)
+    is_train[order] = rank < n_train
+    return Split(ratings[is_train].reset_index(drop=True),
+                 ratings[~is_train].reset_index(drop=True), f"per-{by} {ratio:g} seed {seed}")
+
+
+def split_last(ratings: pd.DataFrame, n: int = 1) -> Split:
+    """Chronological leave-last-out: each user's last `n` ratings (by timestamp; ties by
+    file order) are the test set. Users with no more than `n` ratings stay in training."""
+    order = np.lexsort((np.arange(len(ratings)), ratings[C.TIMESTAMP_COL].to_numpy(),
+                        ratings[C.USER_COL].to_numpy()))
+    users = ratings[C.USER_COL].to_numpy()[order]
+    _, starts, counts = np.unique(users, return_index=True, return_counts=True)
+    from_end = np.repeat(starts + counts, counts) - np.arange(len(order))
+    in_test = (from_end <= n) & (np.repeat(counts, counts) > n)
+    is_test = np.empty(len(order), dtype=bool)
+    is_test[order] = in_test
+    return Split(ratings[~is_test].reset_index(drop=True),
+                 ratings[is_test].reset_index(drop=True), f"leave-last-{n}")
+
+
+def split_from_files(folder: Path | str) -> Split:
+    """A split read from ``train.csv`` and ``test.csv`` (columns user_id, movie_id, rating,
+    timestamp), e.g. one written by another library, to compare on exactly its split."""
+    folder = Path(folder)
+    parts = {}
+    for name in ("train", "test"):
+        path = folder / f"{name}.csv"
+        if not path.is_file():
+            raise DataError(f"{path}: missing; a split folder needs train.csv and test.csv")
+        frame = pd.read_csv(path)
+        missing = [c for c in C.RATING_COLUMNS if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path} line 1: header lacks {', '.join(missing)}; expected "
+                            f"{','.join(C.RATING_COLUMNS)}")
+        parts[name] = frame[C.RATING_COLUMNS].astype(
+            {C.USER_COL: "int32", C.MOVIE_COL: "int32", C.RATING_COL: "float32"})
+    both = parts["train"].merge(parts["test"], on=[C.USER_COL, C.MOVIE_COL])
+    if len(both):
+        raise DataError(f"{folder}: {len(both):,} (user, movie) pairs are in both train.csv "
+                        f"and test.csv, e.g. user {both.iloc[0, 0]} movie {both.iloc[0, 1]}")
+    return Split(parts["train"], parts["test"], f"files {folder.name}")
+
+
+def make_split(ratings: pd.DataFrame, method: str = "per-item", *, ratio: float = 0.75,
+               seed: int = C.SEED, split_dir: Path | str | None = None) -> Split:
+    """One entry point: ``per-item``, ``per-user``, ``last`` or a folder (`split_dir`)."""
+    if split_dir:
+        return split_from_files(split_dir)
+    if method in ("per-item", "per-user"):
+        return split_stratified(ratings, by=method[4:], ratio=ratio, seed=seed)
+    if method == "last":
+        return split_last(ratings)
+    raise ValueError(f"unknown split {method!r}: per-item, per-user or last")
+
+
+# --- interaction matrices and top-k ----------------------------------------------------
+
+def interactions(ratings: pd.DataFrame, ids, *, threshold: float | None = None) -> sp.csr_matrix:
+    """Users x movies 0/1 CSR matrix (rows and columns from the id map `ids`)."""
+    r = ratings if threshold is None else ratings[ratings[C.RATING_COL] >= threshold]
+    rows = ids.user_rows(r[C.USER_COL].to_numpy())
+    cols = ids.movie_rows(r[C.MOVIE_COL].to_numpy())
+    m = sp.csr_matrix((np.ones(len(r), dtype=np.float32), (rows, cols)),
+                      shape=(ids.n_users, ids.n_movies))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> np.ndarray:
+    """Row-wise indices of the k best scores, best first, skipping `exclude`d entries.
+
+    Entries that are excluded (or -inf) are never returned; where a row has fewer than k
+    candidates the list is padded with -1.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    if exclude is not None:
+        coo = exclude.tocoo()
+        scores[coo.row, coo.col] = -np.inf
+    k_eff = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    top = np.take_along_axis(part, order, axis=1)
+    top[~np.isfinite(np.take_along_axis(part_scores, order, axis=1))] = -1
+    if k_eff < k:
+        top = np.pad(top, ((0, 0), (0, k - k_eff)), constant_values=-1)
+    return top
+
+
+def recommend_all(score_fn, train: sp.csr_matrix, users: np.ndarray, k: int,
+                  batch: int = 2048) -> np.ndarray:
+    """Top-k movie rows for `users`, scoring them in batches with ``score_fn(user_rows)``."""
+    out = np.empty((len(users), k), dtype=np.int64)
+    for start in range(0, len(users), batch):
+        rows = users[start:start + batch]
+        out[start:start + batch] = top_k(score_fn(rows), k, exclude=train[rows])
+    return out
+
+
+def count_leaks(recs: np.ndarray, train: sp.csr_matrix, users: np.ndarray) -> int:
+    """How many recommended movies are among the user's training movies (must be 0)."""
+    rows, cols = np.nonzero(recs >= 0)
+    return int(np.asarray(train[users[rows], recs[rows, cols]]).sum())
+
+
+# --- metrics ---------------------------------------------------------------------------
+
+def ranking_metrics(recs: np.ndarray, relevant: sp.csr_matrix, users: np.ndarray, k: int,
+                    *, train: sp.csr_matrix | None = None) -> dict[str, float]:
+    """Ranking quality of top-k lists.
+
+    Args:
+        recs: (len(users), >= k) movie rows, best first; -1 marks "no recommendation".
+        relevant: users x movies 0/1 matrix of the relevant test movies.
+        users: the user rows `recs` belong to. Users without relevant movies are skipped.
+        k: the cut-off.
+        train: the training matrix, for coverage and novelty (optional).
+
+    Returns:
+        Averages over the users with at least one relevant movie, where for one user with
+        relevant set R and hits h_i (1 if the i-th recommendation is in R):
+        ``precision@k = sum(h)/k``; ``recall@k = sum(h)/|R|``;
+        ``ndcg@k = sum(h_i/log2(i+1)) / sum_{i<=min(|R|,k)} 1/log2(i+1)``;
+        ``map@k = sum_i h_i * precision@i / |R|`` (the Recommenders definition, which
+        divides by |R|, not min(|R|, k)); ``hit_rate@k = 1 if any hit``;
+        ``mrr@k = 1/rank of the first hit`` (0 if none). Beyond accuracy:
+        ``coverage@k`` = distinct recommended movies / movies in training;
+        ``novelty@k`` = mean of -log2(share of training users who rated the movie).
+        All lie in [0, 1] except novelty.
+    """
+    recs = np.asarray(recs)[:, :k]
+    if len(recs) != len(users):
+        raise ValueError(f"recs has {len(recs)} rows for {len(users)} users")
+    n_rel = np.asarray(relevant[users].sum(axis=1)).ravel().astype(np.int64)
+    keep = n_rel > 0
+    recs, users_kept, n_rel = recs[keep], users[keep], n_rel[keep]
+    if len(users_kept) == 0:
+        raise ValueError("no user has a relevant test movie: nothing to evaluate")
+    valid = recs >= 0
+    rel_rows = relevant[users_kept]
+    hits = np.zeros(recs.shape, dtype=bool)
+    r, c = np.nonzero(valid)
+    hits[r, c] = np.asarray(rel_rows[r, recs[r, c]]).ravel() > 0
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hits * discounts).sum(axis=1)
+    idcg = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    n_hits = hits.sum(axis=1)
+    precision_at_i = np.cumsum(hits, axis=1) / np.arange(1, k + 1)
+    first = np.where(hits.any(axis=1), hits.argmax(axis=1) + 1, np.inf)
+    out = {
+        f"precision@{k}": float(np.mean(n_hits / k)),
+        f"recall@{k}": float(np.mean(n_hits / n_rel)),
+        f"ndcg@{k}": float(np.mean(dcg / idcg)),
+        f"map@{k}": float(np.mean((precision_at_i * hits).sum(axis=1) / n_rel)),
+        f"hit_rate@{k}": float(np.mean(n_hits > 0)),
+        f"mrr@{k}": float(np.mean(1.0 / first)),
+        "users_evaluated": int(len(users_kept)),
+    }
+    if train is not None:
+        in_train = np.asarray(train.sum(axis=0)).ravel()
+        shown = np.unique(recs[valid])
+        out[f"coverage@{k}"] = float(len(shown) / max(1, int((in_train > 0).sum())))
+        share = np.maximum(in_train, 1) / train.shape[0]
+        out[f"novelty@{k}"] = float(np.mean(-np.log2(share[recs[valid]])))
+    return out
+
+
+def rating_metrics(predicted: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    """``rmse = sqrt(mean((p - a)^2))`` and ``mae = mean(|p - a|)``."""
+    predicted, actual = np.asarray(predicted, dtype=float), np.asarray(actual, dtype=float)
+    if predicted.shape != actual.shape:
+        raise ValueError(f"predicted {predicted.shape} and actual {actual.shape} differ in shape")
+    err = predicted - actual
+    return {"rmse": float(np.sqrt(np.mean(err ** 2))), "mae": float(np.mean(np.abs(err)))}
+
+
+# --- baselines -------------------------------------------------------------------------
+
+def popularity_scores(train: sp.csr_matrix):
+    """Most popular: every user gets the movies with the most training ratings."""
+    counts = np.asarray(train.sum(axis=0), dtype=np.float32).ravel()
+    return lambda rows: np.broadcast_to(counts, (len(rows), len(counts)))
+
+
+def ease_scores(train: sp.csr_matrix, l2: float = 500.0):
+    """EASE (Steck 2019): item-item weights B = I - P diagMat(1/diag(P)), P = (X'X + l2 I)^-1,
+    with diag(B) = 0; scores X B. Closed form, a few lines of numpy."""
+    gram = (train.T @ train).toarray().astype(np.float64)
+    gram[np.diag_indices_from(gram)] += l2
+    p = np.linalg.inv(gram)
+    b = (p / -np.diag(p)).astype(np.float32)
+    np.fill_diagonal(b, 0.0)
+    return lambda rows: np.asarray(train[rows] @ b)
+
+
+def bias_baseline(train: pd.DataFrame, ids, l2: float = 10.0, iters: int = 10):
+    """Rating baseline: global mean + user bias + movie bias (regularised, alternating
+    least squares). Returns ``predict(user_rows, movie_rows)``."""
+    u = ids.user_rows(train[C.USER_COL].to_numpy())
+    m = ids.movie_rows(train[C.MOVIE_COL].to_numpy())
+    r = train[C.RATING_COL].to_numpy(dtype=np.float64)
+    mu = r.mean()
+    bu, bm = np.zeros(ids.n_users), np.zeros(ids.n_movies)
+    nu = np.bincount(u, minlength=ids.n_users) + l2
+    nm = np.bincount(m, minlength=ids.n_movies) + l2
+    for _ in range(iters):
+        bm = np.bincount(m, weights=r - mu - bu[u], minlength=ids.n_movies) / nm
+        bu = np.bincount(u, weights=r - mu - bm[m], minlength=ids.n_users) / nu
+    return lambda users, movies: mu + bu[users] + bm[movies]
+
+
+def evaluate_ranking(score_fn, train: sp.csr_matrix, test: sp.csr_matrix,
+                     k: int = C.DEFAULT_K) -> tuple[dict[str, float], np.ndarray, np.ndarray]:
+    """Top-k for every user with a test movie, scored with `ranking_metrics`.
+
+    Returns:
+        ``(metrics, recs, users)``: the metrics, the top-k movie rows and their user rows.
+    """
+    users = np.flatnonzero(np.diff(test.indptr) > 0)
+    recs = recommend_all(score_fn, train, users, k)
+    return ranking_metrics(recs, test, users, k, train=train), recs, users
+
+
+def hits_by_popularity(recs: np.ndarray, test: sp.csr_matrix, users: np.ndarray,
+                       train: sp.csr_matrix, bins=(0, 10, 50, 200, np.inf)) -> pd.DataFrame:
+    """Share of test ratings whose movie reached the user's top-k, by how many training
+    ratings the movie has: shows whether rarely rated movies ever get recommended."""
+    counts = np.asarray(train.sum(axis=0)).ravel()
+    t = test[users].tocoo()
+    rec_set = sp.csr_matrix((np.ones(int((recs >= 0).sum())),
+                             (np.nonzero(recs >= 0)[0], recs[recs >= 0])), shape=t.shape)
+    hit = np.asarray(rec_set[t.row, t.col]).ravel() > 0
+    bucket = pd.cut(counts[t.col], bins=list(bins), right=False)
+    frame = pd.DataFrame({"training ratings of the movie": bucket, "hit": hit})
+    out = frame.groupby("training ratings of the movie", observed=False)["hit"].agg(
+        ["size", "mean"])
+    return out.rename(columns={"size": "test ratings", "mean": "share in top-k"})
+
+
+def planted_genre_recovery(user_vectors: np.ndarray, movie_vectors: np.ndarray,
+                           movie_genres: np.ndarray, favourite: np.ndarray) -> dict[str, float]:
+    """On synthetic data: are users' planted favourite genres their best-scoring genres?
+
+    Each genre's direction is the mean vector of its movies; a user's score for a genre is
+    the dot product, centred over users (so that genres everyone watches, the popular
+    ones, do not win for everybody). A user's n best genres (n = number of planted
+    favourites) are compared with the planted ones. `chance` is the same precision for
+    genres drawn at random.
+    """
+    centroids = (movie_genres.T.astype(np.float32) @ movie_vectors) / \
+        np.maximum(movie_genres.sum(axis=0), 1)[:, None]
+    scores = user_vectors @ centroids.T
+    scores = scores - scores.mean(axis=0, keepdims=True)
+    n = favourite.sum(axis=1)
+    order = np.argsort(-scores, axis=1)
+    ranked = np.take_along_axis(favourite, order, axis=1)
+    hits = (ranked & (np.arange(favourite.shape[1])[None, :] < n[:, None])).sum(axis=1)
+    return {"precision": float(np.mean(hits / n)),
+            "chance": float(np.mean(n / favourite.shape[1]))}

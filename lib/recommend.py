@@ -1,0 +1,224 @@
+"""The recommendation engine on trained vectors: top-k for a user, similar movies, a new
+user from a few liked movies, a new movie from its genres, and explanations.
+
+Scores come from the stage-2 ranking model: ``score(user, movie) = u . v_movie + b_movie``.
+Everything crosses between MovieLens ids and rows through the id map.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from lib import config as C
+from lib import evaluation as ev
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+def similar_movies(vectors: np.ndarray, ids, movies: pd.DataFrame, movie_id: int,
+                   k: int = C.DEFAULT_K) -> pd.DataFrame:
+    """The k movies whose vectors are closest (cosine) to `movie_id`'s, itself excluded.
+
+    Raises:
+        UnknownIdError: `movie_id` is not in the id map.
+    """
+    row = ids.movie_rows(movie_id)
+    unit = _unit(vectors)
+    sims = unit @ unit[row]
+    sims[row] = -np.inf
+    k = min(k, len(sims) - 1)
+    top = np.argsort(-sims, kind="stable")[:k]
+    out = movies.set_index(C.MOVIE_COL).loc[ids.movie_ids(top), [C.TITLE_COL, C.GENRES_COL]]
+    out.insert(0, "similarity", sims[top].round(3))
+    return out.reset_index()
+
+
+def fold_in_user(movie_vectors: np.ndarray, movie_bias: np.ndarray, liked_rows: np.ndarray,
+                 start: np.ndarray, *, l2: float = 1.0, steps: int = 200,
+                 learning_rate: float = 0.05) -> np.ndarray:
+    """A vector for a user the model has never seen, from movies they like, without
+    retraining: the softmax objective of training, maximised over the user vector alone
+    (movie table fixed), from `start` (the mean user, or their demographic vector)."""
+    u = start.astype(np.float64).copy()
+    target = movie_vectors[liked_rows].sum(axis=0)
+    n = len(liked_rows)
+    m, v = np.zeros_like(u), np.zeros_like(u)
+    for t in range(1, steps + 1):  # Adam on a concave objective
+        logits = movie_vectors @ u + movie_bias
+        p = np.exp(logits - logits.max())
+        p /= p.sum()
+        grad = (target - n * (p @ movie_vectors)) / n - l2 * (u - start) / n
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad ** 2
+        u += learning_rate * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+    return u.astype(np.float32)
+
+
+def fold_in_movie(genre_vectors: np.ndarray, genre_rows: np.ndarray, *, l2: float = 0.01,
+                  steps: int = 300, learning_rate: float = 0.5) -> np.ndarray:
+    """A stage-1 vector for a new movie from its genres: the stage-1 objective (sigmoid
+    of movie . genre, its genres against the others) over the new movie's vector alone."""
+    y = np.zeros(len(genre_vectors))
+    y[genre_rows] = 1.0
+    v = np.zeros(genre_vectors.shape[1])
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(genre_vectors @ v)))
+        v += learning_rate * (genre_vectors.T @ (y - p) / len(y) - l2 * v)
+    return v.astype(np.float32)
+
+
+class Engine:
+    """Top-k, similar movies, cold start and explanations on one dataset's saved models.
+
+    Args:
+        user_vectors, movie_vectors, movie_bias: the stage-2 ranking model's tables.
+        ids: the id map saved with the models.
+        movies: the movies frame (titles, genres).
+        rated: users x movies matrix of what each user rated (never recommended back).
+        stage1_movies, stage1_genres: stage-1 vectors, for new movies from genres.
+        side: optional per-user side embeddings already summed into `user_vectors`.
+    """
+
+    def __init__(self, user_vectors, movie_vectors, movie_bias, ids, movies: pd.DataFrame,
+                 rated: sp.csr_matrix, stage1_movies=None, stage1_genres=None):
+        self.user_vectors, self.movie_vectors = user_vectors, movie_vectors
+        self.movie_bias, self.ids, self.rated = movie_bias, ids, rated
+        self.movies = movies.set_index(C.MOVIE_COL)
+        self.stage1_movies, self.stage1_genres = stage1_movies, stage1_genres
+        self.new_movies: dict[int, dict] = {}
+
+    @classmethod
+    def load(cls, folder: Path, dataset) -> Engine:
+        """From the files notebooks 02 and 03 save in `folder` (``models/<dataset>/``);
+        every rating of `dataset` counts as already seen."""
+        from lib.ids import IdMap
+        path = Path(folder) / "user_movie_embeddings.npz"
+        if not path.is_file():
+            raise FileNotFoundError(f"{C.shown(path)} not found: train the models first "
+                                    f"(`python -m lib run --dataset {dataset.name}`)")
+        ids = IdMap.load(Path(folder) / "ids.json")
+        with np.load(path) as npz:
+            user_vectors, movie_vectors = npz["user_vectors"], npz["movie_vectors"]
+            movie_bias = npz["movie_bias"]
+        s1 = Path(folder) / "movie_genre_embeddings.npz"
+        stage1 = np.load(s1) if s1.is_file() else None
+        return cls(user_vectors, movie_vectors, movie_bias, ids, dataset.movies,
+                   ev.interactions(dataset.ratings, ids),
+                   None if stage1 is None else stage1["movie_vectors"],
+                   None if stage1 is None else stage1["genre_vectors"])
+
+    # --- scoring ---
+    def _table(self):
+        if not self.new_movies:
+            return self.movie_vectors, self.movie_bias
+        extra = list(self.new_movies.values())
+        return (np.vstack([self.movie_vectors] + [e["vector"][None] for e in extra]),
+                np.concatenate([self.movie_bias, [e["bias"] for e in extra]]))
+
+    def _frame(self, rows: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
+        n_known = self.ids.n_movies
+        movie_ids, titles, genres = [], [], []
+        for r in rows:
+            if r < n_known:
+                mid = int(self.ids.movie_ids([r])[0])
+                movie_ids.append(mid)
+                titles.append(self.movies.at[mid, C.TITLE_COL])
+                genres.append(self.movies.at[mid, C.GENRES_COL])
+            else:
+                mid = list(self.new_movies)[r - n_known]
+                movie_ids.append(mid)
+                titles.append(self.new_movies[mid]["title"])
+                genres.append(self.new_movies[mid]["genres"])
+        return pd.DataFrame({"rank": np.arange(1, len(rows) + 1), C.MOVIE_COL: movie_ids,
+                             C.TITLE_COL: titles, C.GENRES_COL: genres,
+                             "score": np.round(scores, 4)})
+
+    def _top(self, user_vector: np.ndarray, exclude_rows: np.ndarray, k: int) -> pd.DataFrame:
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        table, bias = self._table()
+        scores = table @ user_vector + bias
+        scores[exclude_rows] = -np.inf
+        k = min(k, int(np.isfinite(scores).sum()))  # k above the catalogue: all there is
+        top = np.argsort(-scores, kind="stable")[:k]
+        return self._frame(top, scores[top])
+
+    def recommend(self, user_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:
+        """Top-k movies for a known user, never one they rated. Asking for more movies
+        than the user has not rated returns all of those, ranked.
+
+        Raises:
+            UnknownIdError: `user_id` is not in the id map.
+        """
+        row = self.ids.user_rows(user_id)
+        return self._top(self.user_vectors[row], self.rated[row].indices, k)
+
+    def similar(self, movie_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:
+        """Movies closest to `movie_id` in the stage-2 movie table (cosine)."""
+        return similar_movies(self.movie_vectors, self.ids, self.movies.reset_index(),
+                              movie_id, k)
+
+    def new_user(self, liked: list[int], k: int = C.DEFAULT_K) -> pd.DataFrame:
+        """Recommendations for someone new, from a few movies they like (no retraining):
+        their vector is folded in from the mean user; the liked movies are excluded."""
+        if len(liked) == 0:
+            raise ValueError("give at least one liked movie id")
+        rows = self.ids.movie_rows(list(liked))
+        u = fold_in_user(self.movie_vectors, self.movie_bias, rows,
+                         self.user_vectors.mean(axis=0))
+        return self._top(u, rows, k)
+
+    def add_movie(self, genres: list[str], title: str = "New movie") -> int:
+        """Give a movie unknown to the models a vector from its genres and make it
+        recommendable; returns its new id (above every MovieLens id).
+
+        Its stage-1 vector is folded in from the genre vectors; a least-squares map fitted
+        on the known movies carries stage-1 vectors (and biases) into the stage-2 table.
+        """
+        if self.stage1_genres is None:
+            raise RuntimeError("no stage-1 vectors saved beside the model: run notebook 02")
+        if not genres:
+            raise ValueError("give at least one genre")
+        v1 = fold_in_movie(self.stage1_genres, self.ids.genre_rows(list(genres)))
+        x = np.hstack([self.stage1_movies, np.ones((len(self.stage1_movies), 1))])
+        y = np.hstack([self.movie_vectors, self.movie_bias[:, None]])
+        w, *_ = np.linalg.lstsq(x, y, rcond=None)
+        mapped = np.append(v1, 1.0) @ w
+        new_id = int(max(self.ids.movie_ids(np.arange(self.ids.n_movies)).max(),
+                         *self.new_movies, 0)) + 1
+        self.new_movies[new_id] = {"vector": mapped[:-1].astype(np.float32),
+                                   "bias": float(mapped[-1]), "title": title,
+                                   "genres": list(genres)}
+        return new_id
+
+    def new_movie_rank(self, movie_id: int, user_id: int) -> int:
+        """Where an added movie ranks among the movies `user_id` has not rated (1 = top)."""
+        if movie_id not in self.new_movies:
+            raise KeyError(f"movie {movie_id} was not added with add_movie")
+        table, bias = self._table()
+        row = self.ids.user_rows(user_id)
+        scores = table @ self.user_vectors[row] + bias
+        scores[self.rated[row].indices] = -np.inf
+        mine = scores[self.ids.n_movies + list(self.new_movies).index(movie_id)]
+        return int((scores > mine).sum()) + 1
+
+    def explain(self, user_id: int, movie_id: int, n: int = 3) -> pd.DataFrame:
+        """The user's rated movies most like `movie_id` (cosine in the stage-2 table):
+        the ratings that pull the recommendation most."""
+        row = self.ids.user_rows(user_id)
+        target = self.ids.movie_rows(movie_id)
+        rated = self.rated[row].indices
+        if len(rated) == 0:
+            return pd.DataFrame(columns=[C.MOVIE_COL, C.TITLE_COL, "similarity"])
+        unit = _unit(self.movie_vectors)
+        sims = unit[rated] @ unit[target]
+        top = np.argsort(-sims, kind="stable")[:n]
+        mids = self.ids.movie_ids(rated[top])
+        return pd.DataFrame({C.MOVIE_COL: mids,
+                             C.TITLE_COL: self.movies.loc[mids, C.TITLE_COL].to_numpy(),
+                             "similarity": sims[top].round(3)})

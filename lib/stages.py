@@ -1,0 +1,270 @@
+"""The two stages end to end: a dataset in, trained models and saved artefacts out.
+
+Notebooks 02 and 03 (and the `MovieRecommender` facade, the evaluation command and the
+benchmark) call these, so every path trains the same way.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lib import config as C
+from lib import evaluation as ev
+from lib import models as M
+from lib.data import Dataset, genre_matrix
+from lib.ids import IdMap
+
+
+def model_dir(dataset: str) -> Path:
+    folder = C.MODELS_DIR / dataset
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def movie_genres(dataset: Dataset, ids: IdMap) -> np.ndarray:
+    """Boolean (movie rows, genre rows) matrix in id-map order."""
+    movies = dataset.movies.set_index(C.MOVIE_COL).loc[ids.movie_ids(np.arange(ids.n_movies))]
+    return genre_matrix(movies.reset_index(), list(ids.genre_names(np.arange(ids.n_genres))))
+
+
+# --- stage 1 ---------------------------------------------------------------------------
+
+@dataclass
+class Stage1:
+    model: object
+    movie_vectors: np.ndarray
+    genre_vectors: np.ndarray
+    history: pd.DataFrame
+    recovery: dict
+    seconds: float
+
+
+def run_stage1(dataset: Dataset, ids: IdMap, *, dim: int = C.EMBEDDING_DIM,
+               epochs: int = 40, batch_size: int = 512, seed: int = C.SEED,
+               progress: bool = True) -> Stage1:
+    """Train movie and genre vectors on which movie has which genre."""
+    M.seed_everything(seed)
+    genres = movie_genres(dataset, ids)
+    model = M.build_movie_genre_model(ids.n_movies, ids.n_genres, dim, seed=seed)
+    start = time.perf_counter()
+    hist = M.train_movie_genre_model(model, genres, epochs=epochs, batch_size=batch_size,
+                                     seed=seed, progress=progress)
+    seconds = time.perf_counter() - start
+    movie_vectors = M.embeddings(model, "movie_embedding")
+    genre_vectors = M.embeddings(model, "genre_embedding")
+    history = pd.DataFrame(hist.history)
+    history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    return Stage1(model, movie_vectors, genre_vectors, history,
+                  M.genre_recovery(movie_vectors, genre_vectors, genres), seconds)
+
+
+def save_stage1(result: Stage1, ids: IdMap, folder: Path) -> list[Path]:
+    """``movie_genre.keras``, ``movie_genre_embeddings.npz`` and ``ids.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result.model.save(folder / "movie_genre.keras")
+    np.savez(folder / "movie_genre_embeddings.npz", movie_vectors=result.movie_vectors,
+             genre_vectors=result.genre_vectors,
+             movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
+             genres=np.array(ids.genre_names(np.arange(ids.n_genres)), dtype=str))
+    ids.save(folder / "ids.json")
+    return [folder / "movie_genre.keras", folder / "movie_genre_embeddings.npz",
+            folder / "ids.json"]
+
+
+def load_stage1(folder: Path) -> tuple[np.ndarray, np.ndarray, IdMap]:
+    """Stage-1 movie and genre vectors and the id map saved by `save_stage1`."""
+    path = folder / "movie_genre_embeddings.npz"
+    if not path.is_file():
+        raise FileNotFoundError(f"{C.shown(path)} not found: run notebook 02 "
+                                "(or `python -m lib run --only 02`) first")
+    with np.load(path) as npz:
+        return npz["movie_vectors"], npz["genre_vectors"], IdMap.load(folder / "ids.json")
+
+
+# --- stage 2 ---------------------------------------------------------------------------
+
+@dataclass
+class Stage2:
+    ranking: object
+    rating: object
+    ranking_history: pd.DataFrame
+    rating_history: pd.DataFrame
+    features: dict
+    validation: ev.Split
+    init: str
+    seconds: dict = field(default_factory=dict)
+
+    def scores(self):
+        """``score(user_rows)`` for all movies, from the ranking model."""
+        return M.ranking_scores(self.ranking, self.features)
+
+
+def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors: np.ndarray,
+               *, init: str = "stage1", dim: int = C.EMBEDDING_DIM, side: bool = False,
+               epochs: int = 100, val_ratio: float = 0.1, k: int = C.DEFAULT_K,
+               seed: int = C.SEED, rating: bool = True, refit: bool = True,
+               progress: bool = True) -> Stage2:
+    """Train the ranking model (and the rating model) on `train`.
+
+    A share `val_ratio` of each user's training ratings is held out to choose the number
+    of epochs (early stopping on NDCG@k for the ranking model, RMSE for the rating model).
+    With `refit` the models are then trained again, same seed, on all of `train` for that
+    many epochs, so no training rating is wasted; without it they keep the weights of
+    their best validation epoch. Test ratings are never seen either way.
+    """
+    inner = ev.split_stratified(train, by="user", ratio=1 - val_ratio, seed=seed)
+    fit_rows = ev.interactions(inner.train, ids)
+    val_rows = ev.interactions(inner.test, ids)
+    users = np.flatnonzero(np.diff(val_rows.indptr) > 0)
+    features = M.side_features(dataset.users, ids) if side else {}
+    sizes = {name: int(v.max()) + 1 for name, v in features.items()}
+
+    def val_ndcg(model):
+        recs = ev.recommend_all(M.ranking_scores(model, features), fit_rows, users, k)
+        return ev.ranking_metrics(recs, val_rows, users, k)[f"ndcg@{k}"]
+
+    def new_ranking():
+        M.seed_everything(seed)
+        return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
+                                     init=init, side_sizes=sizes, seed=seed)
+
+    start = time.perf_counter()
+    ranking = new_ranking()
+    ranking_history = M.train_ranking_model(ranking, fit_rows, features, epochs=epochs,
+                                            validation=val_ndcg, seed=seed, progress=progress)
+    if refit:
+        best = int(ranking_history["validation"].idxmax()) + 1
+        ranking = new_ranking()
+        M.train_ranking_model(ranking, ev.interactions(train, ids), features, epochs=best,
+                              seed=seed, progress=progress)
+    seconds = {"ranking": time.perf_counter() - start}
+    rating_model, rating_history = None, pd.DataFrame()
+    if rating:
+        def new_rating(frame):
+            M.seed_everything(seed)
+            return M.build_rating_model(
+                ids.n_users, ids.n_movies, dim, global_mean=float(frame[C.RATING_COL].mean()),
+                movie_init=movie_vectors, init=init, side_sizes=sizes, seed=seed)
+
+        start = time.perf_counter()
+        rating_model = new_rating(inner.train)
+        rating_history = M.train_rating_model(rating_model, inner.train, ids, features,
+                                              validation=inner.test, epochs=epochs,
+                                              seed=seed, progress=progress)
+        if refit:
+            best = int(rating_history["val_rmse"].idxmin()) + 1
+            rating_model = new_rating(train)
+            M.train_rating_model(rating_model, train, ids, features, validation=None,
+                                 epochs=best, seed=seed, progress=progress)
+        seconds["rating"] = time.perf_counter() - start
+    return Stage2(ranking, rating_model, ranking_history, rating_history, features, inner,
+                  init, seconds)
+
+
+def save_stage2(result: Stage2, ids: IdMap, folder: Path, split_method: str = "") -> list[Path]:
+    """``ranking.keras``, ``rating.keras``, ``user_movie_embeddings.npz``, ``ids.json``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    written = [folder / "ranking.keras"]
+    result.ranking.save(written[0])
+    if result.rating is not None:
+        result.rating.save(folder / "rating.keras")
+        written.append(folder / "rating.keras")
+    table = result.ranking.get_layer("movie_embedding")
+    np.savez(folder / "user_movie_embeddings.npz",
+             user_vectors=M.user_vectors(result.ranking, result.features),
+             movie_vectors=np.asarray(table.embeddings), movie_bias=np.asarray(table.bias),
+             user_ids=ids.user_ids(np.arange(ids.n_users)),
+             movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
+             **{f"feature_{k}": v for k, v in result.features.items()})
+    ids.save(folder / "ids.json")
+    (folder / "stage2.json").write_text(json.dumps({"init": result.init, "split": split_method,
+                                                    "features": sorted(result.features)}))
+    return written + [folder / "user_movie_embeddings.npz", folder / "ids.json"]
+
+
+def load_ranking(folder: Path):
+    """The saved ranking model, its side features and id map."""
+    import keras
+    path = folder / "ranking.keras"
+    if not path.is_file():
+        raise FileNotFoundError(f"{C.shown(path)} not found: run notebook 03 "
+                                "(or `python -m lib run --only 02 --only 03`) first")
+    model = keras.models.load_model(path)
+    with np.load(folder / "user_movie_embeddings.npz") as npz:
+        features = {k[len("feature_"):]: npz[k] for k in npz.files if k.startswith("feature_")}
+    return model, features, IdMap.load(folder / "ids.json")
+
+
+def load_stage2(folder: Path, split_method: str) -> Stage2:
+    """The models notebook 03 saved, checked to come from the split `split_method`."""
+    import keras
+    ranking, features, _ = load_ranking(folder)
+    saved = json.loads((folder / "stage2.json").read_text())
+    if saved.get("split") != split_method:
+        raise ValueError(f"the saved models were trained on split {saved.get('split')!r}, "
+                         f"not {split_method!r}: run notebook 03 with the same SPLIT and SEED")
+    rating_path = folder / "rating.keras"
+    rating = keras.models.load_model(rating_path) if rating_path.is_file() else None
+    return Stage2(ranking, rating, pd.DataFrame(), pd.DataFrame(), features, None,
+                  saved["init"])
+
+
+# --- models and baselines side by side ------------------------------------------------
+
+def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: np.ndarray, *,
+                 k: int = C.DEFAULT_K, stage2: Stage2 | None = None, ease_l2: float = 500.0,
+                 seed: int = C.SEED, progress: bool = True):
+    """Train (or take) the stage-2 models and the baselines on one split; score them all.
+
+    Returns:
+        ``(table, recs, users, scorers)``: one row of metrics per model; each model's
+        top-k movie rows for the evaluated users; those users' rows; each model's
+        ``score(user_rows)``.
+    """
+    start = time.perf_counter()
+    if stage2 is None:
+        stage2 = run_stage2(dataset, ids, split.train, movie_vectors, seed=seed,
+                            progress=progress)
+    seconds = {"stage 2 (ours)": time.perf_counter() - start}
+    train = ev.interactions(split.train, ids)
+    test = ev.interactions(split.test, ids)
+    scorers = {"stage 2 (ours)": stage2.scores()}
+    start = time.perf_counter()
+    scorers["EASE"] = ev.ease_scores(train, ease_l2)
+    seconds["EASE"] = time.perf_counter() - start
+    scorers["most popular"] = ev.popularity_scores(train)
+    seconds["most popular"] = 0.0
+    rows, recs, users = {}, {}, None
+    actual = split.test[C.RATING_COL].to_numpy()
+    for name, fn in scorers.items():
+        metrics, recs[name], users = ev.evaluate_ranking(fn, train, test, k)
+        rows[name] = {**metrics, "train seconds": seconds[name]}
+    if stage2.rating is not None:
+        pred = M.predict_ratings(stage2.rating, split.test, ids, stage2.features,
+                                 dataset.scale[:2])
+        rows["stage 2 (ours)"].update(ev.rating_metrics(pred, actual))
+    bias = ev.bias_baseline(split.train, ids)
+    pred = np.clip(bias(ids.user_rows(split.test[C.USER_COL].to_numpy()),
+                        ids.movie_rows(split.test[C.MOVIE_COL].to_numpy())), *dataset.scale[:2])
+    rows["mean + biases"] = ev.rating_metrics(pred, actual)
+    return pd.DataFrame(rows).T, recs, users, scorers
+
+
+def write_recs(recs: np.ndarray, users: np.ndarray, scores_fn, ids: IdMap, path: Path) -> Path:
+    """``user_id,movie_id,rank,score`` for every evaluated user (rank 1 best)."""
+    rows, ranks = np.nonzero(recs >= 0)
+    movie_rows = recs[rows, ranks]
+    user_rows = users[rows]
+    score = np.concatenate([scores_fn(users[i:i + 2048])[np.arange(len(users[i:i + 2048]))[:, None],
+                                                          np.maximum(recs[i:i + 2048], 0)]
+                            for i in range(0, len(users), 2048)])[rows, ranks]
+    frame = pd.DataFrame({C.USER_COL: ids.user_ids(user_rows),
+                          C.MOVIE_COL: ids.movie_ids(movie_rows), "rank": ranks + 1,
+                          "score": np.round(score, 6)})
+    frame.to_csv(path, index=False)
+    return path

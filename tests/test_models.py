@@ -1,0 +1,160 @@
+"""Stage 1 and stage 2 models: outputs against numpy, initialisation, seeds, recovery,
+save and load. All on the tiny synthetic dataset."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+
+from lib import evaluation as ev
+from lib import models as M
+from lib import stages
+from lib.data import load_dataset
+from lib.ids import IdMap
+from lib.synthetic import load_truth
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("data")
+    ds = load_dataset("synthetic-tiny", folder)
+    return ds, IdMap.from_dataset(ds)
+
+
+@pytest.fixture(scope="module")
+def stage1(tiny):
+    ds, ids = tiny
+    return stages.run_stage1(ds, ids, dim=32, epochs=30, progress=False)
+
+
+def test_stage1_output_is_sigmoid_of_dot_product(stage1):
+    movies, genres = np.array([0, 5, 17], np.int32), np.array([3, 0, 7], np.int32)
+    out = np.asarray(stage1.model.predict_on_batch({"movie": movies, "genre": genres})).ravel()
+    logits = (stage1.movie_vectors[movies] * stage1.genre_vectors[genres]).sum(axis=1)
+    np.testing.assert_allclose(out, 1 / (1 + np.exp(-logits)), rtol=1e-5)
+
+
+def test_stage1_recovers_movie_genres_far_above_chance(stage1):
+    # Chance is about 1.6 genres of 18 (~0.09); the learned vectors must place each
+    # movie's own genres first for nearly every movie.
+    assert stage1.recovery["precision"] > 0.9
+    assert stage1.recovery["chance_precision"] < 0.15
+    assert stage1.recovery["auc"] > 0.98
+
+
+def test_same_seed_same_embeddings(tiny):
+    ds, ids = tiny
+    a = stages.run_stage1(ds, ids, dim=8, epochs=3, seed=3, progress=False)
+    b = stages.run_stage1(ds, ids, dim=8, epochs=3, seed=3, progress=False)
+    c = stages.run_stage1(ds, ids, dim=8, epochs=3, seed=4, progress=False)
+    np.testing.assert_array_equal(a.movie_vectors, b.movie_vectors)
+    assert not np.allclose(a.movie_vectors, c.movie_vectors)
+
+
+def test_pairs_are_balanced_and_negatives_are_wrong_genres(tiny):
+    ds, ids = tiny
+    genres = stages.movie_genres(ds, ids)
+    pos, neg = M.movie_genre_pairs(genres, seed=0)
+    assert len(pos) == len(neg) == genres.sum()
+    assert genres[pos[:, 0], pos[:, 1]].all() and not genres[neg[:, 0], neg[:, 1]].any()
+    np.testing.assert_array_equal(pos[:, 0], neg[:, 0])  # one negative per positive, same movie
+
+
+def test_stage2_starts_from_the_stage1_vectors(tiny, stage1):
+    ds, ids = tiny
+    model = M.build_ranking_model(ids.n_users, ids.n_movies, 32, movie_init=stage1.movie_vectors)
+    table = np.asarray(model.get_layer("movie_embedding").embeddings)
+    # The same vectors, only rescaled to the spread of a fresh initialisation.
+    scale = stage1.movie_vectors.std() / table.std()
+    np.testing.assert_allclose(table * scale, stage1.movie_vectors, rtol=1e-5, atol=1e-7)
+    frozen = M.build_ranking_model(ids.n_users, ids.n_movies, 32, movie_init=stage1.movie_vectors,
+                                   init="frozen")
+    before = np.asarray(frozen.get_layer("movie_embedding").embeddings).copy()
+    M.train_ranking_model(frozen, ev.interactions(ds.ratings, ids), {}, epochs=2, progress=False)
+    np.testing.assert_array_equal(before, np.asarray(frozen.get_layer("movie_embedding").embeddings))
+    with pytest.raises(ValueError, match=r"needs stage-1 movie vectors of shape \(400, 32\)"):
+        M.build_ranking_model(ids.n_users, ids.n_movies, 32, movie_init=None, init="stage1")
+
+
+def test_ranking_model_output_equals_numpy(tiny, stage1):
+    ds, ids = tiny
+    features = M.side_features(ds.users, ids)
+    sizes = {k: int(v.max()) + 1 for k, v in features.items()}
+    model = M.build_ranking_model(ids.n_users, ids.n_movies, 32, movie_init=stage1.movie_vectors,
+                                  side_sizes=sizes)
+    M.train_ranking_model(model, ev.interactions(ds.ratings, ids), features, epochs=1,
+                          progress=False)
+    users = np.array([0, 7, 299], np.int32)
+    keras_out = np.asarray(model({"user": users, **{k: v[users] for k, v in features.items()}},
+                                 training=False))
+    w = {layer.name: layer for layer in model.layers}
+    vec = np.asarray(w["user_embedding"].embeddings)[users]
+    for name, codes in features.items():
+        vec = vec + np.asarray(w[f"{name}_embedding"].embeddings)[codes[users]]
+    table = w["movie_embedding"]
+    expected = vec @ np.asarray(table.embeddings).T + np.asarray(table.bias)
+    np.testing.assert_allclose(keras_out, expected, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(M.ranking_scores(model, features)(users), expected, rtol=1e-4,
+                               atol=1e-5)
+
+
+def test_rating_model_output_equals_numpy(tiny, stage1):
+    ds, ids = tiny
+    model = M.build_rating_model(ids.n_users, ids.n_movies, 32, global_mean=3.5,
+                                 movie_init=stage1.movie_vectors)
+    M.train_rating_model(model, ds.ratings, ids, {}, validation=None, epochs=1, progress=False)
+    frame = ds.ratings.iloc[[0, 10, 500]]
+    got = M.predict_ratings(model, frame, ids, {}, scale=(-np.inf, np.inf))
+    u, m = ids.user_rows(frame["user_id"].to_numpy()), ids.movie_rows(frame["movie_id"].to_numpy())
+    w = {layer.name: layer for layer in model.layers}
+    expected = (3.5 + np.asarray(w["user_bias"].embeddings)[u, 0]
+                + np.asarray(w["movie_bias"].embeddings)[m, 0]
+                + (np.asarray(w["user_embedding"].embeddings)[u]
+                   * np.asarray(w["movie_embedding"].embeddings)[m]).sum(axis=1))
+    np.testing.assert_allclose(got, expected, rtol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny, stage1):
+    ds, ids = tiny
+    split = ev.split_stratified(ds.ratings, "item", 0.75, 42)
+    s2 = stages.run_stage2(ds, ids, split.train, stage1.movie_vectors, dim=32, epochs=40,
+                           progress=False)
+    return split, s2
+
+
+def test_stage2_recovers_planted_favourite_genres(tiny, trained):
+    ds, ids = tiny
+    split, s2 = trained
+    truth = load_truth(ds.path)
+    rows = ids.user_rows(truth["user_ids"])
+    vectors = M.user_vectors(s2.ranking, s2.features)[rows]
+    table = np.asarray(s2.ranking.get_layer("movie_embedding").embeddings)
+    planted = ev.planted_genre_recovery(vectors, table, stages.movie_genres(ds, ids),
+                                        truth["favourite_genres"])
+    # Chance ~0.14 (2-3 favourites of 18); the user vectors must point at the planted ones.
+    assert planted["chance"] < 0.16
+    assert planted["precision"] > 2.5 * planted["chance"]
+
+
+def test_stage2_beats_popularity_on_the_test_split(tiny, trained):
+    ds, ids = tiny
+    split, s2 = trained
+    train, test = ev.interactions(split.train, ids), ev.interactions(split.test, ids)
+    model, _, _ = ev.evaluate_ranking(s2.scores(), train, test, 10)
+    popular, _, _ = ev.evaluate_ranking(ev.popularity_scores(train), train, test, 10)
+    assert model["ndcg@10"] > popular["ndcg@10"] + 0.02
+
+
+def test_save_and_load_give_the_same_predictions(tiny, trained, tmp_path):
+    ds, ids = tiny
+    split, s2 = trained
+    stages.save_stage2(s2, ids, tmp_path)
+    model, features, ids2 = stages.load_ranking(tmp_path)
+    users = np.arange(20)
+    np.testing.assert_array_equal(M.ranking_scores(model, features)(users), s2.scores()(users))
+    assert ids2 == ids
+    rating = keras.models.load_model(tmp_path / "rating.keras")
+    frame = split.test.iloc[:100]
+    np.testing.assert_array_equal(M.predict_ratings(rating, frame, ids, features),
+                                  M.predict_ratings(s2.rating, frame, ids, s2.features))
