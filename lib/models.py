@@ -249,6 +249,7 @@ def build_ranking_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM,
 
 
 def _set_movie_table(model, movie_init, init, n_movies, dim):
+    """Start the movie table (layer ``movie_embedding``) from the stage-1 vectors."""
     if init == "random":
         return
     if movie_init is None or movie_init.shape != (n_movies, dim):
@@ -389,11 +390,7 @@ def build_rating_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM, 
     total = layers.Add(name="sum")([layers.Reshape((1,), name="dot_col")(dot), ub, mb])
     stars = layers.Rescaling(1.0, offset=float(global_mean), name="stars")(total)
     model = keras.Model(inputs, layers.Flatten(name="rating")(stars), name=f"rating_{init}")
-    if init != "random":
-        if movie_init is None or movie_init.shape != (n_movies, dim):
-            raise ValueError(f"init={init!r} needs stage-1 movie vectors of shape "
-                             f"({n_movies}, {dim})")
-        table.embeddings.assign(_scaled(movie_init))
+    _set_movie_table(model, movie_init, init, n_movies, dim)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse",
                   metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
     return model
