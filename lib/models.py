@@ -434,9 +434,11 @@ def predict_ratings(model: keras.Model, frame: pd.DataFrame, ids,
                     features: dict[str, np.ndarray], scale=(1.0, 5.0)) -> np.ndarray:
     """Predicted stars for the (user, movie) pairs of `frame`, clipped to the scale."""
     x = rating_inputs(frame, ids, features, model)
-    pred = model.predict_on_batch(x) if len(frame) <= 65536 else \
-        model.predict(x, batch_size=65536, verbose=0)
-    return np.clip(np.asarray(pred).reshape(-1), scale[0], scale[1])
+    # Direct calls in chunks: no per-model tf.function to trace (and warn about).
+    pred = [np.asarray(model({k: v[i:i + 65536] for k, v in x.items()}, training=False))
+            for i in range(0, len(frame), 65536)]
+    pred = np.concatenate(pred).reshape(-1) if pred else np.zeros(0, np.float32)
+    return np.clip(pred, scale[0], scale[1])
 
 
 class _TqdmEpochs(keras.callbacks.Callback):
