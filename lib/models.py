@@ -17,7 +17,6 @@ Two models share that design:
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 
