@@ -105,12 +105,13 @@ class Engine:
         with np.load(path) as npz:
             user_vectors, movie_vectors = npz["user_vectors"], npz["movie_vectors"]
             movie_bias = npz["movie_bias"]
+        stage1_movies = stage1_genres = None
         s1 = Path(folder) / "movie_genre_embeddings.npz"
-        stage1 = np.load(s1) if s1.is_file() else None
+        if s1.is_file():
+            with np.load(s1) as npz:
+                stage1_movies, stage1_genres = npz["movie_vectors"], npz["genre_vectors"]
         return cls(user_vectors, movie_vectors, movie_bias, ids, dataset.movies,
-                   ev.interactions(dataset.ratings, ids),
-                   None if stage1 is None else stage1["movie_vectors"],
-                   None if stage1 is None else stage1["genre_vectors"])
+                   ev.interactions(dataset.ratings, ids), stage1_movies, stage1_genres)
 
     # --- scoring ---
     def _table(self):
@@ -144,8 +145,8 @@ class Engine:
         table, bias = self._table()
         scores = table @ user_vector + bias
         scores[exclude_rows] = -np.inf
-        k = min(k, int(np.isfinite(scores).sum()))  # k above the catalogue: all there is
-        top = np.argsort(-scores, kind="stable")[:k]
+        top = ev.top_k(scores[None, :], k)[0]  # -1 pads past the unrated movies
+        top = top[top >= 0]
         return self._frame(top, scores[top])
 
     def recommend(self, user_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:

@@ -129,6 +129,7 @@ class MovieRecommender:
     def split_data(self, method: str = "per-item", ratio: float = 0.75) -> evaluation.Split:
         self.split = evaluation.make_split(self._data().ratings, method, ratio=ratio,
                                            seed=self.seed)
+        self._train = evaluation.interactions(self.split.train, self._ids())
         return self.split
 
     def build_user_movie_model(self, init: str = "stage1"):
@@ -158,17 +159,15 @@ class MovieRecommender:
 
     def evaluate(self, k: int = C.DEFAULT_K) -> dict[str, float]:
         """Ranking metrics at k on the test part of the split."""
-        ids = self._ids()
-        train = evaluation.interactions(self.split.train, ids)
-        test = evaluation.interactions(self.split.test, ids)
-        return evaluation.evaluate_ranking(self._stage2().scores(), train, test, k)[0]
+        test = evaluation.interactions(self.split.test, self._ids())
+        return evaluation.evaluate_ranking(self._stage2().scores(), self._train, test, k)[0]
 
     def recommend(self, user_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:
         """Top-k movies for a known user, excluding the movies they rated in training."""
         ids = self._ids()
-        train = evaluation.interactions(self.split.train, ids)
         row = ids.user_rows(user_id)
-        top = evaluation.top_k(self._stage2().scores()(np.array([row])), k, train[[row]])[0]
+        top = evaluation.top_k(self._stage2().scores()(np.array([row])), k,
+                               self._train[[row]])[0]
         top = top[top >= 0]
         return self.movies_df.set_index(C.MOVIE_COL).loc[
             ids.movie_ids(top), [C.TITLE_COL, C.GENRES_COL]].reset_index()

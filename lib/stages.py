@@ -257,14 +257,14 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
 
 def write_recs(recs: np.ndarray, users: np.ndarray, scores_fn, ids: IdMap, path: Path) -> Path:
     """``user_id,movie_id,rank,score`` for every evaluated user (rank 1 best)."""
+    # The score of every listed movie, user batch by user batch (-1 padding gathers
+    # column 0 and is dropped below).
+    score = np.concatenate([
+        np.take_along_axis(scores_fn(users[i:i + 2048]), np.maximum(recs[i:i + 2048], 0), axis=1)
+        for i in range(0, len(users), 2048)])
     rows, ranks = np.nonzero(recs >= 0)
-    movie_rows = recs[rows, ranks]
-    user_rows = users[rows]
-    score = np.concatenate([scores_fn(users[i:i + 2048])[np.arange(len(users[i:i + 2048]))[:, None],
-                                                          np.maximum(recs[i:i + 2048], 0)]
-                            for i in range(0, len(users), 2048)])[rows, ranks]
-    frame = pd.DataFrame({C.USER_COL: ids.user_ids(user_rows),
-                          C.MOVIE_COL: ids.movie_ids(movie_rows), "rank": ranks + 1,
-                          "score": np.round(score, 6)})
+    frame = pd.DataFrame({C.USER_COL: ids.user_ids(users[rows]),
+                          C.MOVIE_COL: ids.movie_ids(recs[rows, ranks]), "rank": ranks + 1,
+                          "score": np.round(score[rows, ranks], 6)})
     frame.to_csv(path, index=False)
     return path
