@@ -20,7 +20,8 @@ def _data_synthetic(args) -> int:
 
 
 def _data_validate(args) -> int:
-    from lib.data import DataError, read_release
+    from lib.data import read_release
+    from lib.errors import DataError
     folder = Path(args.data_dir) / args.dataset
     try:
         dataset, problems = read_release(folder, args.dataset)
@@ -45,7 +46,8 @@ def _data_validate(args) -> int:
 
 
 def _data_download(args) -> int:
-    from lib.download import DownloadError, download, install_zip
+    from lib.download import download, install_zip
+    from lib.errors import DownloadError
     try:
         if args.zip:
             folder = install_zip(args.zip, args.name, args.data_dir)
@@ -59,8 +61,8 @@ def _data_download(args) -> int:
 
 
 def _run(args) -> int:
-    from lib.data import DataError
-    from lib.pipeline import PipelineError, run
+    from lib.errors import DataError, PipelineError
+    from lib.pipeline import run
     params = {name: _literal(value) for name, value in args.parameter or []}
     try:
         done = run(args.dataset, args.data_dir, parameters=params, out_dir=args.out,
@@ -87,7 +89,8 @@ def _evaluate(args) -> int:
     import pandas as pd
 
     from lib import evaluation, stages
-    from lib.data import DataError, load_dataset, resolve_dataset
+    from lib.data import load_dataset, resolve_dataset
+    from lib.errors import DataError
     from lib.ids import IdMap
     try:
         name = resolve_dataset(args.dataset, args.data_dir)
@@ -125,13 +128,13 @@ def _evaluate(args) -> int:
 
 
 def _recommend(args) -> int:
-    from lib.data import DataError, load_dataset, resolve_dataset
-    from lib.ids import UnknownIdError
+    from lib import artifacts
+    from lib.data import load_dataset, resolve_dataset
+    from lib.errors import ArtifactError, DataError, UnknownIdError
     from lib.recommend import Engine
-    from lib.stages import model_dir
     try:
         name = resolve_dataset(args.dataset, args.data_dir, download=False)
-        engine = Engine.load(model_dir(name), load_dataset(name, args.data_dir))
+        engine = Engine.load(load_dataset(name, args.data_dir))
         if args.user is not None:
             frame = engine.recommend(args.user, args.k)
             title = f"top {args.k} for user {args.user}"
@@ -142,9 +145,10 @@ def _recommend(args) -> int:
             liked = [int(x) for x in args.liked.split(",") if x.strip()]
             frame = engine.new_user(liked, args.k)
             title = f"for a new user who liked {liked}"
-    except (DataError, UnknownIdError, FileNotFoundError, ValueError) as exc:
+    except (DataError, ArtifactError, UnknownIdError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    print(artifacts.summary(engine.manifest))
     print(f"{name}: {title}")
     frame = frame.assign(genres=frame["genres"].map("|".join))
     print(frame.to_string(index=False))

@@ -19,26 +19,12 @@ import numpy as np
 import pandas as pd
 
 from lib import config as C
+from lib.errors import DataError, DownloadError
 
 log = logging.getLogger(__name__)
 
 _FAST_SEP = b"\x1f"  # ASCII unit separator: never in MovieLens files
 _YEAR_RE = re.compile(r"\((\d{4})\)\s*$")
-_MAX_LISTED = 20
-
-
-class DataError(Exception):
-    """Bad or missing input data. The message names the file, the line and the fix."""
-
-    def __init__(self, problems: list[Problem] | str, fix: str = ""):
-        self.problems = [] if isinstance(problems, str) else list(problems)
-        if isinstance(problems, str):
-            text = problems
-        else:
-            shown = [str(p) for p in self.problems[:_MAX_LISTED]]
-            more = len(self.problems) - len(shown)
-            text = "\n".join(shown) + (f"\n... and {more} more problems" if more else "")
-        super().__init__(text + (f"\n{fix}" if fix else ""))
 
 
 @dataclass(frozen=True)
@@ -506,7 +492,7 @@ def resolve_dataset(name: str = C.DEFAULT_DATASET, data_dir: Path | str | None =
     if is_present("ml-1m", data_dir):
         return "ml-1m"
     if download:
-        from lib.download import DownloadError, download as fetch
+        from lib.download import download as fetch
         try:
             fetch("ml-1m", data_dir, progress=False)
             return "ml-1m"

@@ -14,14 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lib import config as C
-from lib.data import DataError
+from lib.errors import DownloadError
 
 log = logging.getLogger(__name__)
 _CHUNK = 1 << 16
-
-
-class DownloadError(DataError):
-    """The release could not be fetched, verified or unpacked; the message says what to do."""
 
 
 def release_urls(name: str) -> list[str]:

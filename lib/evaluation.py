@@ -15,7 +15,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from lib import config as C
-from lib.data import DataError
+from lib.errors import DataError
 
 # --- splits ----------------------------------------------------------------------------
 
@@ -293,6 +293,13 @@ def hits_by_popularity(recs: np.ndarray, test: sp.csr_matrix, users: np.ndarray,
     return out.rename(columns={"size": "test ratings", "mean": "share in top-k"})
 
 
+def genre_directions(movie_vectors: np.ndarray, movie_genres: np.ndarray) -> np.ndarray:
+    """Each genre's direction in a movie table: the mean vector of its movies
+    (genres x dim; a genre without movies gets zeros)."""
+    return (movie_genres.T.astype(np.float32) @ movie_vectors) / \
+        np.maximum(movie_genres.sum(axis=0), 1)[:, None]
+
+
 def planted_genre_recovery(user_vectors: np.ndarray, movie_vectors: np.ndarray,
                            movie_genres: np.ndarray, favourite: np.ndarray) -> dict[str, float]:
     """On synthetic data: are users' planted favourite genres their best-scoring genres?
@@ -303,9 +310,7 @@ def planted_genre_recovery(user_vectors: np.ndarray, movie_vectors: np.ndarray,
     favourites) are compared with the planted ones. `chance` is the same precision for
     genres drawn at random.
     """
-    centroids = (movie_genres.T.astype(np.float32) @ movie_vectors) / \
-        np.maximum(movie_genres.sum(axis=0), 1)[:, None]
-    scores = user_vectors @ centroids.T
+    scores = user_vectors @ genre_directions(movie_vectors, movie_genres).T
     scores = scores - scores.mean(axis=0, keepdims=True)
     n = favourite.sum(axis=1)
     order = np.argsort(-scores, axis=1)

@@ -8,13 +8,7 @@ import numpy as np
 import pandas as pd
 
 from lib import config as C
-
-
-class UnknownIdError(KeyError):
-    """An id that the map does not know; the message lists a few of them."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0])
+from lib.errors import UnknownIdError
 
 
 class _Axis:

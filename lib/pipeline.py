@@ -14,13 +14,10 @@ import time
 from pathlib import Path
 
 from lib import config as C
+from lib.errors import PipelineError
 
 log = logging.getLogger(__name__)
 RECORD_MIME = "application/vnd.movielens-embeddings.record+json"
-
-
-class PipelineError(RuntimeError):
-    """A notebook failed; the message names the notebook, the cell and the error."""
 
 
 def notebooks(folder: Path | str = C.NOTEBOOKS_DIR) -> list[Path]:

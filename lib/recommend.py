@@ -91,27 +91,40 @@ class Engine:
         self.movies = movies.set_index(C.MOVIE_COL)
         self.stage1_movies, self.stage1_genres = stage1_movies, stage1_genres
         self.new_movies: dict[int, dict] = {}
+        self.manifest: dict | None = None
 
     @classmethod
-    def load(cls, folder: Path, dataset) -> Engine:
-        """From the files notebooks 02 and 03 save in `folder` (``models/<dataset>/``);
-        every rating of `dataset` counts as already seen."""
-        from lib.ids import IdMap
-        path = Path(folder) / "user_movie_embeddings.npz"
-        if not path.is_file():
-            raise FileNotFoundError(f"{C.shown(path)} not found: train the models first "
-                                    f"(`python -m lib run --dataset {dataset.name}`)")
-        ids = IdMap.load(Path(folder) / "ids.json")
-        with np.load(path) as npz:
-            user_vectors, movie_vectors = npz["user_vectors"], npz["movie_vectors"]
-            movie_bias = npz["movie_bias"]
-        stage1_movies = stage1_genres = None
-        s1 = Path(folder) / "movie_genre_embeddings.npz"
-        if s1.is_file():
-            with np.load(s1) as npz:
-                stage1_movies, stage1_genres = npz["movie_vectors"], npz["genre_vectors"]
-        return cls(user_vectors, movie_vectors, movie_bias, ids, dataset.movies,
+    def load(cls, dataset, root: Path | str | None = None) -> Engine:
+        """From the models saved for `dataset` (``models/<dataset>/``, or under `root`),
+        checked against its files; every rating of `dataset` counts as already seen.
+        Reads numpy arrays only: no TensorFlow.
+
+        Raises:
+            ArtifactError: no models, incomplete ones, or models trained on other data.
+        """
+        from lib import artifacts
+        t = artifacts.load_tables(dataset, root)
+        engine = cls(t["user_vectors"], t["movie_vectors"], t["movie_bias"], t["ids"],
+                     dataset.movies, ev.interactions(dataset.ratings, t["ids"]),
+                     t["stage1_movies"], t["stage1_genres"])
+        engine.manifest = t["manifest"]
+        return engine
+
+    @classmethod
+    def from_stage2(cls, stage2, ids, dataset, stage1_movies=None,
+                    stage1_genres=None) -> Engine:
+        """From a stage-2 result in memory (`stages.Stage2`); every rating of `dataset`
+        counts as already seen."""
+        from lib import models as M
+        table = stage2.ranking.get_layer("movie_embedding")
+        return cls(M.user_vectors(stage2.ranking, stage2.features),
+                   np.asarray(table.embeddings), np.asarray(table.bias), ids, dataset.movies,
                    ev.interactions(dataset.ratings, ids), stage1_movies, stage1_genres)
+
+    def seen(self, user_row: int) -> np.ndarray:
+        """The movie rows a user has already seen: every movie they rated. The one rule
+        for what is never recommended back to a known user."""
+        return self.rated[user_row].indices
 
     # --- scoring ---
     def _table(self):
@@ -157,7 +170,7 @@ class Engine:
             UnknownIdError: `user_id` is not in the id map.
         """
         row = self.ids.user_rows(user_id)
-        return self._top(self.user_vectors[row], self.rated[row].indices, k)
+        return self._top(self.user_vectors[row], self.seen(row), k)
 
     def similar(self, movie_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:
         """Movies closest to `movie_id` in the stage-2 movie table (cosine)."""
@@ -182,7 +195,8 @@ class Engine:
         on the known movies carries stage-1 vectors (and biases) into the stage-2 table.
         """
         if self.stage1_genres is None:
-            raise RuntimeError("no stage-1 vectors saved beside the model: run notebook 02")
+            raise RuntimeError("no stage-1 vectors beside the stage-2 models: run notebooks "
+                               "02 and 03 (`python -m lib run --only 02 --only 03`)")
         if not genres:
             raise ValueError("give at least one genre")
         v1 = fold_in_movie(self.stage1_genres, self.ids.genre_rows(list(genres)))
@@ -204,16 +218,20 @@ class Engine:
         table, bias = self._table()
         row = self.ids.user_rows(user_id)
         scores = table @ self.user_vectors[row] + bias
-        scores[self.rated[row].indices] = -np.inf
+        scores[self.seen(row)] = -np.inf
         mine = scores[self.ids.n_movies + list(self.new_movies).index(movie_id)]
         return int((scores > mine).sum()) + 1
+
+    def new_movie_ranks(self, movie_id: int, user_ids) -> list[int]:
+        """`new_movie_rank` for each of `user_ids`."""
+        return [self.new_movie_rank(movie_id, int(u)) for u in user_ids]
 
     def explain(self, user_id: int, movie_id: int, n: int = 3) -> pd.DataFrame:
         """The user's rated movies most like `movie_id` (cosine in the stage-2 table):
         the ratings that pull the recommendation most."""
         row = self.ids.user_rows(user_id)
         target = self.ids.movie_rows(movie_id)
-        rated = self.rated[row].indices
+        rated = self.seen(row)
         if len(rated) == 0:
             return pd.DataFrame(columns=[C.MOVIE_COL, C.TITLE_COL, "similarity"])
         unit = _unit(self.movie_vectors)

@@ -151,6 +151,7 @@ class MovieRecommender:
                                         dim=self.embedding_dim, side=side_features,
                                         epochs=epochs, seed=self.seed)
         self.user_movie_model = self.stage2.ranking
+        self._engine = None
         ids = self.ids
         self.embedded_user_df = pd.DataFrame(
             models.user_vectors(self.stage2.ranking, self.stage2.features),
@@ -163,24 +164,26 @@ class MovieRecommender:
         return evaluation.evaluate_ranking(self._stage2().scores(), self._train, test, k)[0]
 
     def recommend(self, user_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:
-        """Top-k movies for a known user, excluding the movies they rated in training."""
-        ids = self._ids()
-        row = ids.user_rows(user_id)
-        top = evaluation.top_k(self._stage2().scores()(np.array([row])), k,
-                               self._train[[row]])[0]
-        top = top[top >= 0]
-        return self.movies_df.set_index(C.MOVIE_COL).loc[
-            ids.movie_ids(top), [C.TITLE_COL, C.GENRES_COL]].reset_index()
+        """Top-k movies for a known user from the engine: never a movie they rated."""
+        return self.engine().recommend(user_id, k)
+
+    def engine(self) -> recommend.Engine:
+        """The recommendation engine over the stage-2 model trained here."""
+        if getattr(self, "_engine", None) is None:
+            s1 = (None, None) if self.embedded_movie_df is None else (
+                self.embedded_movie_df.to_numpy(), self.embedded_genre_df.to_numpy())
+            self._engine = recommend.Engine.from_stage2(self._stage2(), self._ids(),
+                                                        self._data(), *s1)
+        return self._engine
 
     def similar_movies(self, movie_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:
         """Movies closest to `movie_id` in the stage-2 movie table (stage 1 before it)."""
         if self.stage2 is not None:
-            vectors = np.asarray(self.stage2.ranking.get_layer("movie_embedding").embeddings)
-        elif self.embedded_movie_df is not None:
-            vectors = self.embedded_movie_df.to_numpy()
-        else:
+            return self.engine().similar(movie_id, k)
+        if self.embedded_movie_df is None:
             raise RuntimeError("train a model first")
-        return recommend.similar_movies(vectors, self._ids(), self._data().movies, movie_id, k)
+        return recommend.similar_movies(self.embedded_movie_df.to_numpy(), self._ids(),
+                                        self._data().movies, movie_id, k)
 
     # --- helpers ---
     def _data(self) -> data.Dataset:

@@ -20,12 +20,6 @@ from lib.data import Dataset, genre_matrix
 from lib.ids import IdMap
 
 
-def model_dir(dataset: str) -> Path:
-    folder = C.MODELS_DIR / dataset
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def movie_genres(dataset: Dataset, ids: IdMap) -> np.ndarray:
     """Boolean (movie rows, genre rows) matrix in id-map order."""
     movies = dataset.movies.set_index(C.MOVIE_COL).loc[ids.movie_ids(np.arange(ids.n_movies))]
@@ -42,6 +36,13 @@ class Stage1:
     history: pd.DataFrame
     recovery: dict
     seconds: float
+    settings: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """One line for a notebook: what was trained, how long it took."""
+        return (f"stage 1: {len(self.history)} epochs in {self.seconds:.1f} s, final loss "
+                f"{self.history['loss'].iloc[-1]:.4f}, genre recovery precision "
+                f"{self.recovery['precision']:.3f} (chance {self.recovery['chance_precision']:.3f})")
 
 
 def run_stage1(dataset: Dataset, ids: IdMap, *, dim: int = C.EMBEDDING_DIM,
@@ -59,31 +60,9 @@ def run_stage1(dataset: Dataset, ids: IdMap, *, dim: int = C.EMBEDDING_DIM,
     genre_vectors = M.embeddings(model, "genre_embedding")
     history = pd.DataFrame(hist.history)
     history.insert(0, "epoch", np.arange(1, len(history) + 1))
+    settings = {"dim": dim, "epochs": epochs, "batch_size": batch_size, "seed": seed}
     return Stage1(model, movie_vectors, genre_vectors, history,
-                  M.genre_recovery(movie_vectors, genre_vectors, genres), seconds)
-
-
-def save_stage1(result: Stage1, ids: IdMap, folder: Path) -> list[Path]:
-    """``movie_genre.keras``, ``movie_genre_embeddings.npz`` and ``ids.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    result.model.save(folder / "movie_genre.keras")
-    np.savez(folder / "movie_genre_embeddings.npz", movie_vectors=result.movie_vectors,
-             genre_vectors=result.genre_vectors,
-             movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
-             genres=np.array(ids.genre_names(np.arange(ids.n_genres)), dtype=str))
-    ids.save(folder / "ids.json")
-    return [folder / "movie_genre.keras", folder / "movie_genre_embeddings.npz",
-            folder / "ids.json"]
-
-
-def load_stage1(folder: Path) -> tuple[np.ndarray, np.ndarray, IdMap]:
-    """Stage-1 movie and genre vectors and the id map saved by `save_stage1`."""
-    path = folder / "movie_genre_embeddings.npz"
-    if not path.is_file():
-        raise FileNotFoundError(f"{C.shown(path)} not found: run notebook 02 "
-                                "(or `python -m lib run --only 02`) first")
-    with np.load(path) as npz:
-        return npz["movie_vectors"], npz["genre_vectors"], IdMap.load(folder / "ids.json")
+                  M.genre_recovery(movie_vectors, genre_vectors, genres), seconds, settings)
 
 
 # --- stage 2 ---------------------------------------------------------------------------
@@ -98,10 +77,24 @@ class Stage2:
     validation: ev.Split
     init: str
     seconds: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
 
     def scores(self):
         """``score(user_rows)`` for all movies, from the ranking model."""
         return M.ranking_scores(self.ranking, self.features)
+
+    def summary(self) -> str:
+        """One line per model for a notebook: epochs chosen on validation, time taken."""
+        s = self.settings
+        lines = [f"ranking model ({self.init}): {s['ranking_epochs']} epochs chosen on "
+                 f"validation (best nDCG@{s['k']} "
+                 f"{self.ranking_history['validation'].max():.4f}), "
+                 f"{self.seconds['ranking']:.1f} s with the refit"]
+        if self.rating is not None:
+            lines.append(f"rating model: {s['rating_epochs']} epochs chosen on validation "
+                         f"(best RMSE {self.rating_history['val_rmse'].min():.4f}), "
+                         f"{self.seconds['rating']:.1f} s with the refit")
+        return "\n".join(lines)
 
 
 def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors: np.ndarray,
@@ -133,12 +126,14 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
                                      init=init, side_sizes=sizes, seed=seed)
 
+    settings = {"init": init, "dim": dim, "side": side, "max_epochs": epochs,
+                "val_ratio": val_ratio, "k": k, "seed": seed, "refit": refit}
     start = time.perf_counter()
     ranking = new_ranking()
     ranking_history = M.train_ranking_model(ranking, fit_rows, features, epochs=epochs,
                                             validation=val_ndcg, seed=seed, progress=progress)
+    best = settings["ranking_epochs"] = int(ranking_history["validation"].idxmax()) + 1
     if refit:
-        best = int(ranking_history["validation"].idxmax()) + 1
         ranking = new_ranking()
         M.train_ranking_model(ranking, ev.interactions(train, ids), features, epochs=best,
                               seed=seed, progress=progress)
@@ -156,62 +151,14 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         rating_history = M.train_rating_model(rating_model, inner.train, ids, features,
                                               validation=inner.test, epochs=epochs,
                                               seed=seed, progress=progress)
+        best = settings["rating_epochs"] = int(rating_history["val_rmse"].idxmin()) + 1
         if refit:
-            best = int(rating_history["val_rmse"].idxmin()) + 1
             rating_model = new_rating(train)
             M.train_rating_model(rating_model, train, ids, features, validation=None,
                                  epochs=best, seed=seed, progress=progress)
         seconds["rating"] = time.perf_counter() - start
     return Stage2(ranking, rating_model, ranking_history, rating_history, features, inner,
-                  init, seconds)
-
-
-def save_stage2(result: Stage2, ids: IdMap, folder: Path, split_method: str = "") -> list[Path]:
-    """``ranking.keras``, ``rating.keras``, ``user_movie_embeddings.npz``, ``ids.json``."""
-    folder.mkdir(parents=True, exist_ok=True)
-    written = [folder / "ranking.keras"]
-    result.ranking.save(written[0])
-    if result.rating is not None:
-        result.rating.save(folder / "rating.keras")
-        written.append(folder / "rating.keras")
-    table = result.ranking.get_layer("movie_embedding")
-    np.savez(folder / "user_movie_embeddings.npz",
-             user_vectors=M.user_vectors(result.ranking, result.features),
-             movie_vectors=np.asarray(table.embeddings), movie_bias=np.asarray(table.bias),
-             user_ids=ids.user_ids(np.arange(ids.n_users)),
-             movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
-             **{f"feature_{k}": v for k, v in result.features.items()})
-    ids.save(folder / "ids.json")
-    (folder / "stage2.json").write_text(json.dumps({"init": result.init, "split": split_method,
-                                                    "features": sorted(result.features)}))
-    return written + [folder / "user_movie_embeddings.npz", folder / "ids.json"]
-
-
-def load_ranking(folder: Path):
-    """The saved ranking model, its side features and id map."""
-    import keras
-    path = folder / "ranking.keras"
-    if not path.is_file():
-        raise FileNotFoundError(f"{C.shown(path)} not found: run notebook 03 "
-                                "(or `python -m lib run --only 02 --only 03`) first")
-    model = keras.models.load_model(path)
-    with np.load(folder / "user_movie_embeddings.npz") as npz:
-        features = {k[len("feature_"):]: npz[k] for k in npz.files if k.startswith("feature_")}
-    return model, features, IdMap.load(folder / "ids.json")
-
-
-def load_stage2(folder: Path, split_method: str) -> Stage2:
-    """The models notebook 03 saved, checked to come from the split `split_method`."""
-    import keras
-    ranking, features, _ = load_ranking(folder)
-    saved = json.loads((folder / "stage2.json").read_text())
-    if saved.get("split") != split_method:
-        raise ValueError(f"the saved models were trained on split {saved.get('split')!r}, "
-                         f"not {split_method!r}: run notebook 03 with the same SPLIT and SEED")
-    rating_path = folder / "rating.keras"
-    rating = keras.models.load_model(rating_path) if rating_path.is_file() else None
-    return Stage2(ranking, rating, pd.DataFrame(), pd.DataFrame(), features, None,
-                  saved["init"])
+                  init, seconds, settings)
 
 
 # --- models and baselines side by side ------------------------------------------------
@@ -268,3 +215,44 @@ def write_recs(recs: np.ndarray, users: np.ndarray, scores_fn, ids: IdMap, path:
                           "score": np.round(score[rows, ranks], 6)})
     frame.to_csv(path, index=False)
     return path
+
+
+# --- questions the notebooks ask of a trained stage 2 -------------------------------
+
+def compare_inits(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: np.ndarray,
+                  base: Stage2, *, inits: tuple[str, ...] = M.INIT_MODES,
+                  k: int = C.DEFAULT_K, seed: int = C.SEED, progress: bool = False
+                  ) -> pd.DataFrame:
+    """Does starting from stage 1 help? The ranking model trained from each way of
+    starting the movie table (`base` is reused for its own), same split, seed and
+    protocol; test metrics, and how often test ratings of movies with fewer than 10
+    training ratings reach the top k.
+    """
+    train = ev.interactions(split.train, ids)
+    test = ev.interactions(split.test, ids)
+    rows = {}
+    for init in dict.fromkeys([base.init, *inits]):
+        result = base if init == base.init else run_stage2(
+            dataset, ids, split.train, movie_vectors, init=init, dim=base.settings["dim"],
+            side=base.settings["side"], epochs=base.settings["max_epochs"], k=k, seed=seed,
+            rating=False, progress=progress)
+        metrics, top, users = ev.evaluate_ranking(result.scores(), train, test, k)
+        few = ev.hits_by_popularity(top, test, users, train)["share in top-k"].iloc[0]
+        rows[init] = {f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"],
+                      f"top-{k} share, movies < 10 train ratings": few,
+                      "epochs (ranking)": result.settings["ranking_epochs"]}
+    return pd.DataFrame(rows).T
+
+
+def planted_check(dataset: Dataset, ids: IdMap, stage2: Stage2) -> dict[str, float]:
+    """On synthetic data, whether the user vectors hold each user's planted favourite
+    genres (`evaluation.planted_genre_recovery`); empty on real data, which has no truth."""
+    if not dataset.synthetic:
+        return {}
+    from lib.synthetic import load_truth
+    truth = load_truth(dataset.path)
+    rows = ids.user_rows(truth["user_ids"])
+    vectors = M.user_vectors(stage2.ranking, stage2.features)[rows]
+    table = np.asarray(stage2.ranking.get_layer("movie_embedding").embeddings)
+    return ev.planted_genre_recovery(vectors, table, movie_genres(dataset, ids),
+                                     truth["favourite_genres"])

@@ -6,6 +6,7 @@ import keras
 import numpy as np
 import pytest
 
+from lib import artifacts
 from lib import evaluation as ev
 from lib import models as M
 from lib import stages
@@ -149,12 +150,11 @@ def test_stage2_beats_popularity_on_the_test_split(tiny, trained):
 def test_save_and_load_give_the_same_predictions(tiny, trained, tmp_path):
     ds, ids = tiny
     split, s2 = trained
-    stages.save_stage2(s2, ids, tmp_path)
-    model, features, ids2 = stages.load_ranking(tmp_path)
+    artifacts.save_stage2(s2, ids, ds, split=split.method, root=tmp_path)
+    loaded = artifacts.load_stage2(ds, split.method, root=tmp_path)
     users = np.arange(20)
-    np.testing.assert_array_equal(M.ranking_scores(model, features)(users), s2.scores()(users))
-    assert ids2 == ids
-    rating = keras.models.load_model(tmp_path / "rating.keras")
+    np.testing.assert_array_equal(loaded.scores()(users), s2.scores()(users))
+    assert loaded.settings == s2.settings
     frame = split.test.iloc[:100]
-    np.testing.assert_array_equal(M.predict_ratings(rating, frame, ids, features),
+    np.testing.assert_array_equal(M.predict_ratings(loaded.rating, frame, ids, loaded.features),
                                   M.predict_ratings(s2.rating, frame, ids, s2.features))

@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
+from lib import artifacts, stages
 from lib import config as C
 from lib import evaluation as ev
-from lib import stages
 from lib.data import load_dataset
 from lib.ids import IdMap, UnknownIdError
 from lib.recommend import Engine
@@ -26,10 +26,9 @@ def saved(tmp_path_factory):
     split = ev.split_stratified(ds.ratings, "item", 0.75, C.SEED)
     s2 = stages.run_stage2(ds, ids, split.train, s1.movie_vectors, dim=32, epochs=30,
                            progress=False)
-    folder = root / "models" / "synthetic-tiny"
-    stages.save_stage1(s1, ids, folder)
-    stages.save_stage2(s2, ids, folder, split_method=split.method)
-    return root, ds, ids, Engine.load(folder, ds)
+    artifacts.save_stage1(s1, ids, ds, root / "models")
+    artifacts.save_stage2(s2, ids, ds, split=split.method, root=root / "models")
+    return root, ds, ids, Engine.load(ds, root / "models")
 
 
 def test_recommend_excludes_rated_and_ranks_by_score(saved):

@@ -1,0 +1,324 @@
+"""The only code that knows the files under ``models/<dataset>/``.
+
+Layout::
+
+    models/<dataset>/
+      stage1/       movie_genre.keras  embeddings.npz  ids.json  manifest.json
+      stage2/       ranking.keras  rating.keras  embeddings.npz  ids.json  manifest.json
+      projections/  cached 2-D coordinates of embeddings (a cache: safe to delete)
+
+Every stage folder has a manifest: project and package versions, settings, seed, split,
+test metrics, and SHA-256 checksums of the data files it was trained on and of each file
+it holds. Loading checks both: models trained on other data, or a folder whose files do
+not match its manifest, are refused with one sentence saying what to rerun.
+
+Writes are atomic: a stage is written into a temporary folder beside the final one and
+renamed into place, so a run killed mid-save leaves the previous models or none, never a
+mix. Reading never writes (no folder is created to look for models).
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from lib import config as C
+from lib.errors import ArtifactError
+from lib.ids import IdMap
+
+STAGES = ("stage1", "stage2")
+MANIFEST = "manifest.json"
+STAGE1_MODEL = "movie_genre.keras"
+RANKING_MODEL = "ranking.keras"
+RATING_MODEL = "rating.keras"
+VECTORS = "embeddings.npz"
+IDS = "ids.json"
+PROJECTIONS = "projections"
+# Which notebook writes each stage: named in every "what to rerun" sentence.
+_WRITER = {"stage1": "02", "stage2": "03"}
+_PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "scikit-learn")
+
+
+def dataset_dir(dataset: str, root: Path | str | None = None) -> Path:
+    """``models/<dataset>/`` (or under `root`); not created."""
+    return Path(root or C.MODELS_DIR) / dataset
+
+
+def stage_dir(dataset: str, stage: str, root: Path | str | None = None) -> Path:
+    if stage not in STAGES:
+        raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
+    return dataset_dir(dataset, root) / stage
+
+
+def projection_dir(dataset: str, root: Path | str | None = None) -> Path:
+    """Where `plots.reduce_2d` caches 2-D coordinates for this dataset."""
+    return dataset_dir(dataset, root) / PROJECTIONS
+
+
+def rerun_hint(dataset: str, stage: str) -> str:
+    """The command that writes `stage` for `dataset` again."""
+    only = " ".join(f"--only {n}" for n in ("02", "03")[:STAGES.index(stage) + 1])
+    return f"`python -m lib run --dataset {dataset} {only}` (notebook {_WRITER[stage]})"
+
+
+# --- checksums and manifests --------------------------------------------------------
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def data_fingerprint(dataset) -> dict[str, str]:
+    """SHA-256 of the ratings and movies files a `Dataset` was read from."""
+    info = C.release_info(dataset.name)
+    return {info[k]: sha256(Path(dataset.path) / info[k]) for k in ("ratings", "movies")}
+
+
+def _versions() -> dict[str, str]:
+    found = {}
+    for name in ("movielens-embeddings", *_PACKAGES):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found[name] = metadata.version(name)
+    return found
+
+
+def read_manifest(dataset: str, stage: str, root: Path | str | None = None) -> dict:
+    """The manifest of a saved stage.
+
+    Raises:
+        ArtifactError: the stage was never saved (or its save was interrupted).
+    """
+    path = stage_dir(dataset, stage, root) / MANIFEST
+    if not path.is_file():
+        raise ArtifactError(f"no {stage} models for {dataset} in "
+                            f"{C.shown(path.parent)}: train them with "
+                            f"{rerun_hint(dataset, stage)}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def check(manifest: dict, dataset) -> None:
+    """Refuse models that were trained on other data than `dataset`'s files.
+
+    Raises:
+        ArtifactError: names the file that changed and what to rerun.
+    """
+    stage, name = manifest["stage"], manifest["dataset"]
+    if name != dataset.name:
+        raise ArtifactError(f"these {stage} models were trained on {name}, not "
+                            f"{dataset.name}: train them with {rerun_hint(dataset.name, stage)}")
+    now = data_fingerprint(dataset)
+    for file, digest in manifest["data"].items():
+        if now.get(file) != digest:
+            raise ArtifactError(
+                f"{C.shown(Path(dataset.path) / file)} has changed since the {stage} models "
+                f"were trained (sha256 {digest[:12]}, now {str(now.get(file))[:12]}): "
+                f"retrain them with {rerun_hint(dataset.name, stage)}")
+
+
+def _verify_files(folder: Path, manifest: dict) -> None:
+    for file, digest in manifest["files"].items():
+        path = folder / file
+        if not path.is_file() or sha256(path) != digest:
+            raise ArtifactError(f"{C.shown(path)} does not match the manifest beside it (a "
+                                f"save was interrupted or files were copied from another "
+                                f"run): retrain with "
+                                f"{rerun_hint(manifest['dataset'], manifest['stage'])}")
+
+
+def summary(manifest: dict) -> str:
+    """One line: which models, trained how, on what, with which test numbers."""
+    s = manifest.get("settings", {})
+    parts = [f"{manifest['dataset']} {manifest['stage']}"]
+    if "init" in s:
+        parts.append(f"init {s['init']}")
+    parts.append(f"seed {manifest['seed']}")
+    if manifest.get("split"):
+        parts.append(f"split {manifest['split']}")
+    metrics = manifest.get("metrics") or {}
+    shown = [f"{k} {v:.4f}" for k, v in metrics.items()
+             if k.startswith(("ndcg@", "rmse", "precision")) and isinstance(v, float)]
+    if shown:
+        parts.append("test " + ", ".join(shown))
+    parts.append(f"trained {manifest['created']}")
+    return "models: " + "; ".join(parts)
+
+
+# --- atomic writes ----------------------------------------------------------------
+
+@contextlib.contextmanager
+def _staged(final: Path):
+    """A temporary folder beside `final`, renamed into its place when the block ends."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = final.with_name(f".{final.name}-old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def save_array(path: Path, array: np.ndarray) -> None:
+    """`np.save` through a temporary file, so a reader never sees half an array."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as handle:
+        np.save(handle, array)
+    os.replace(tmp, path)
+
+
+def _save(dataset, stage: str, root, write, *, settings: dict, seed: int,
+          split: str = "", metrics: dict | None = None, extra: dict | None = None) -> Path:
+    final = stage_dir(dataset.name, stage, root)
+    with _staged(final) as tmp:
+        write(tmp)
+        manifest = {
+            "stage": stage, "dataset": dataset.name, "synthetic": bool(dataset.synthetic),
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"), "versions": _versions(),
+            "settings": settings, "seed": int(seed), "split": split,
+            "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+            "data": data_fingerprint(dataset),
+            "files": {p.name: sha256(p) for p in sorted(tmp.iterdir())},
+            **(extra or {})}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return final
+
+
+def _open(dataset, stage: str, root) -> tuple[Path, dict]:
+    manifest = read_manifest(dataset.name, stage, root)
+    folder = stage_dir(dataset.name, stage, root)
+    check(manifest, dataset)
+    _verify_files(folder, manifest)
+    return folder, manifest
+
+
+# --- stage 1 ----------------------------------------------------------------------
+
+def save_stage1(result, ids: IdMap, dataset, root: Path | str | None = None) -> Path:
+    """Write a `stages.Stage1`: the Keras model, movie and genre vectors, the id map."""
+    def write(folder: Path) -> None:
+        result.model.save(folder / STAGE1_MODEL)
+        np.savez(folder / VECTORS, movie_vectors=result.movie_vectors,
+                 genre_vectors=result.genre_vectors,
+                 movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
+                 genres=np.array(ids.genre_names(np.arange(ids.n_genres)), dtype=str))
+        ids.save(folder / IDS)
+
+    return _save(dataset, "stage1", root, write, settings=result.settings,
+                 seed=result.settings["seed"], metrics=result.recovery)
+
+
+def load_stage1(dataset, root: Path | str | None = None):
+    """Stage-1 movie vectors, genre vectors and id map, checked against `dataset`.
+
+    Raises:
+        ArtifactError: not saved, incomplete, or trained on other data.
+    """
+    folder, _ = _open(dataset, "stage1", root)
+    with np.load(folder / VECTORS) as npz:
+        return npz["movie_vectors"], npz["genre_vectors"], IdMap.load(folder / IDS)
+
+
+# --- stage 2 ----------------------------------------------------------------------
+
+def save_stage2(result, ids: IdMap, dataset, *, split: str, metrics: dict | None = None,
+                root: Path | str | None = None) -> Path:
+    """Write a `stages.Stage2`: both Keras models, user and movie tables, the id map;
+    the manifest records the split, the test `metrics` and which stage 1 it started from."""
+    from lib import models as M
+
+    def write(folder: Path) -> None:
+        result.ranking.save(folder / RANKING_MODEL)
+        if result.rating is not None:
+            result.rating.save(folder / RATING_MODEL)
+        table = result.ranking.get_layer("movie_embedding")
+        np.savez(folder / VECTORS,
+                 user_vectors=M.user_vectors(result.ranking, result.features),
+                 movie_vectors=np.asarray(table.embeddings),
+                 movie_bias=np.asarray(table.bias),
+                 user_ids=ids.user_ids(np.arange(ids.n_users)),
+                 movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
+                 **{f"feature_{k}": v for k, v in result.features.items()})
+        ids.save(folder / IDS)
+
+    stage1 = _stage1_vectors_digest(dataset.name, root)
+    return _save(dataset, "stage2", root, write, settings=result.settings,
+                 seed=result.settings["seed"], split=split, metrics=metrics,
+                 extra={"stage1_vectors": stage1})
+
+
+def _stage1_vectors_digest(dataset: str, root) -> str | None:
+    # Of the arrays, not the file: the .npz zip stamps the time it was written.
+    path = stage_dir(dataset, "stage1", root) / VECTORS
+    if not path.is_file():
+        return None
+    with np.load(path) as npz:
+        return hashlib.sha256(npz["movie_vectors"].tobytes()
+                              + npz["genre_vectors"].tobytes()).hexdigest()
+
+
+def load_stage2(dataset, split: str | None = None, root: Path | str | None = None):
+    """The saved stage-2 models as a `stages.Stage2`, checked against `dataset` (and,
+    with `split`, against the split they must have been trained on).
+
+    Raises:
+        ArtifactError: not saved, incomplete, trained on other data or another split.
+    """
+    import keras
+    import pandas as pd
+
+    from lib.stages import Stage2
+    folder, manifest = _open(dataset, "stage2", root)
+    if split is not None and manifest["split"] != split:
+        raise ArtifactError(f"the saved stage-2 models were trained on split "
+                            f"{manifest['split']!r}, not {split!r}: run notebook 03 with the "
+                            f"same SPLIT and SEED")
+    ranking = keras.models.load_model(folder / RANKING_MODEL)
+    rating_path = folder / RATING_MODEL
+    rating = keras.models.load_model(rating_path) if rating_path.is_file() else None
+    with np.load(folder / VECTORS) as npz:
+        features = {k[len("feature_"):]: npz[k] for k in npz.files if k.startswith("feature_")}
+    return Stage2(ranking, rating, pd.DataFrame(), pd.DataFrame(), features, None,
+                  manifest["settings"]["init"], settings=manifest["settings"])
+
+
+def load_tables(dataset, root: Path | str | None = None) -> dict:
+    """What the recommendation engine reads (numpy only, no TensorFlow): the stage-2 user
+    and movie tables and id map, the stage-1 vectors where they match, and the manifest.
+
+    Raises:
+        ArtifactError: not saved, incomplete, trained on other data, or stage 1 retrained
+            after stage 2.
+    """
+    folder, manifest = _open(dataset, "stage2", root)
+    with np.load(folder / VECTORS) as npz:
+        tables = {k: npz[k] for k in ("user_vectors", "movie_vectors", "movie_bias")}
+    tables.update(ids=IdMap.load(folder / IDS), manifest=manifest,
+                  stage1_movies=None, stage1_genres=None)
+    recorded = manifest.get("stage1_vectors")
+    if recorded is not None:
+        s1 = stage_dir(dataset.name, "stage1", root) / VECTORS
+        if _stage1_vectors_digest(dataset.name, root) != recorded:
+            raise ArtifactError(f"{C.shown(s1)} is not the stage 1 that stage 2 started "
+                                f"from (stage 1 was retrained after it): retrain stage 2 with "
+                                f"{rerun_hint(dataset.name, 'stage2')}")
+        with np.load(s1) as npz:
+            tables["stage1_movies"] = npz["movie_vectors"]
+            tables["stage1_genres"] = npz["genre_vectors"]
+    return tables
