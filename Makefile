@@ -9,7 +9,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: venv run test test-real notebooks bench clean
+.PHONY: venv run test lint test-real notebooks bench clean
 
 venv: $(VENV)/.installed
 
@@ -24,11 +24,18 @@ run: venv
 	$(PY) -m lib run
 
 test: venv
+	$(PY) -m ruff check lib tests
 	$(PY) -m pytest
 
-# Re-execute the notebooks in place with their default parameters (what is committed).
+# Re-execute the committed notebooks in place on the real MovieLens 100K, copied into the
+# git-ignored data/ml-100k/ from ML100K_DIR (never committed: the licence forbids it).
+ML100K_DIR ?= ../shared/datasets/ml-100k
 notebooks: venv
-	$(PY) -m lib run --in-place
+	$(PY) -m lib data download ml-100k --from-dir $(ML100K_DIR)
+	$(PY) -m lib run --in-place --dataset ml-100k
+
+lint: venv
+	$(PY) -m ruff check lib tests
 
 # Opt-in: checks against the real MovieLens 100K files in ../shared/datasets/ml-100k
 # (or ML100K_DIR).

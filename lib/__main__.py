@@ -46,10 +46,12 @@ def _data_validate(args) -> int:
 
 
 def _data_download(args) -> int:
-    from lib.download import download, install_zip
+    from lib.download import download, install_folder, install_zip
     from lib.errors import DownloadError
     try:
-        if args.zip:
+        if args.from_dir:
+            folder = install_folder(args.from_dir, args.name, args.data_dir)
+        elif args.zip:
             folder = install_zip(args.zip, args.name, args.data_dir)
         else:
             folder = download(args.name, args.data_dir, urls=args.url or None)
@@ -184,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=C.DATA_DIR, type=Path)
     p.add_argument("--url", action="append", help="URL to try instead (repeatable)")
     p.add_argument("--zip", type=Path, help="install from a zip you already have")
+    p.add_argument("--from-dir", type=Path, metavar="DIR",
+                   help="copy the release from an unpacked folder you already have")
     p.set_defaults(func=_data_download)
 
     p = sub.add_parser("run", help="the main job: run the numbered notebooks with papermill")
@@ -194,7 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", action="append", help="run notebooks starting with this, e.g. 01")
     p.add_argument("--out", type=Path, help="folder for executed copies (default runs/<dataset>)")
     p.add_argument("--in-place", action="store_true",
-                   help="refresh notebooks/ in place with default parameters (make notebooks)")
+                   help="refresh notebooks/ in place (make notebooks: on ml-100k)")
     p.set_defaults(func=_run)
 
     p = sub.add_parser("evaluate", help="train models and baselines on a split, score them")
@@ -218,7 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_recommend)
 
     p = sub.add_parser("bench", help="benchmark: print a table, write JSON")
-    p.add_argument("--group", action="append", help="data | train | data-scale | train-scale (default: data and train)")
+    p.add_argument("--group", action="append",
+                   help="data | train | data-scale | train-scale (default: data and train)")
     p.add_argument("--out", type=Path, help="JSON file (default benchmarks.json)")
     p.set_defaults(func=_bench)
     return parser

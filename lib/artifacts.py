@@ -289,9 +289,10 @@ def load_stage2(dataset, split: str | None = None, root: Path | str | None = Non
         raise ArtifactError(f"the saved stage-2 models were trained on split "
                             f"{manifest['split']!r}, not {split!r}: run notebook 03 with the "
                             f"same SPLIT and SEED")
-    ranking = keras.models.load_model(folder / RANKING_MODEL)
+    ranking = keras.models.load_model(folder / RANKING_MODEL, compile=False)
     rating_path = folder / RATING_MODEL
-    rating = keras.models.load_model(rating_path) if rating_path.is_file() else None
+    rating = (keras.models.load_model(rating_path, compile=False) if rating_path.is_file()
+              else None)
     with np.load(folder / VECTORS) as npz:
         features = {k[len("feature_"):]: npz[k] for k in npz.files if k.startswith("feature_")}
     return Stage2(ranking, rating, pd.DataFrame(), pd.DataFrame(), features, None,

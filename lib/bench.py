@@ -94,6 +94,7 @@ def _plain_dot(work: Path, scale: float) -> dict:
     """The reference recipe: 32-d user and movie embeddings, dot product, MSE, Adam,
     Keras fit on int32 arrays with batch 4096."""
     import keras
+
     from lib import models
     ds, ids = _training_data(work, scale)
     models.seed_everything(1)
@@ -151,7 +152,8 @@ def _stage2_converged(work: Path, scale: float) -> dict:
     t0 = time.perf_counter()
     s2 = stages.run_stage2(ds, ids, split.train, s1.movie_vectors, rating=False, progress=False)
     seconds = time.perf_counter() - t0
-    train, test = evaluation.interactions(split.train, ids), evaluation.interactions(split.test, ids)
+    train = evaluation.interactions(split.train, ids)
+    test = evaluation.interactions(split.test, ids)
     metrics = evaluation.evaluate_ranking(s2.scores(), train, test)[0]
     best = int(s2.ranking_history["validation"].idxmax()) + 1
     return {"rows": len(split.train), "epochs": best, "epochs run": len(s2.ranking_history),
@@ -235,10 +237,10 @@ def _print_table(results: list[dict]) -> None:
     header = ["case", "seconds", "best", "peak MB", *extra_cols]
     rows = [[r["case"], f"{r['seconds']:.3f}", f"{r['best_seconds']:.3f}",
              f"{r['peak_mb']:.0f}", *[_fmt(r.get(c)) for c in extra_cols]] for r in results]
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows, strict=True)]
     for i, row in enumerate([header, *rows]):
         print("  ".join(str(x).ljust(w) if j == 0 else str(x).rjust(w)
-                        for j, (x, w) in enumerate(zip(row, widths))))
+                        for j, (x, w) in enumerate(zip(row, widths, strict=True))))
         if i == 0:
             print("  ".join("-" * w for w in widths))
 

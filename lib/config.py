@@ -18,6 +18,11 @@ SEED = 42
 DEFAULT_K = 10
 EMBEDDING_DIM = 64  # stage 1 and stage 2 share it, so stage 2 can start from stage 1
 DEFAULT_DATASET = "auto"
+# Genres with fewer movies than this are left out of genre-similarity figures and maps
+# (ML-100K's "unknown" has 2): their vectors rest on too few movies to mean anything.
+MIN_GENRE_MOVIES = 10
+# Set (to "1") by the papermill runner: no progress bars, figures inline as PNG only.
+HEADLESS_ENV = "MOVIELENS_HEADLESS"
 
 # One schema for every release.
 USER_COL = "user_id"
@@ -110,6 +115,11 @@ PUBLISHED_ML100K = {
     "SVD": {"map@10": 0.013, "ndcg@10": 0.096, "precision@10": 0.091, "recall@10": 0.033,
             "rmse": 0.939},
 }
+
+
+def headless() -> bool:
+    """True when the notebooks run under the papermill runner (or nbval), not a person."""
+    return os.environ.get(HEADLESS_ENV) == "1"
 
 
 def shown(path: Path | str) -> str:

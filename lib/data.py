@@ -190,7 +190,7 @@ def _read_slow(path: Path, raw: bytes, spec: _Table) -> tuple[pd.DataFrame, list
                                     f"got {len(fields)}"))
             continue
         row, bad = [], None
-        for value, (name, kind) in zip(fields, spec.columns):
+        for value, (name, kind) in zip(fields, spec.columns, strict=True):
             if kind == "id":
                 text = value.strip()
                 if not (text.isascii() and text.isdigit()):
@@ -235,7 +235,7 @@ def _split_genres(path: Path, movies: pd.DataFrame, known: list[str] | None,
     genres = movies.pop("_genres").map(lambda g: [] if g in ("", C.NO_GENRES) else g.split("|"))
     if known is not None:
         allowed = set(known)
-        for line, names in zip(movies["_line"], genres):
+        for line, names in zip(movies["_line"], genres, strict=True):
             wrong = [g for g in names if g not in allowed]
             if wrong:
                 problems.append(Problem(path, int(line), "unknown genre",
@@ -281,7 +281,7 @@ def _read_movies(folder: Path, info: dict, problems: list[Problem]):
                       [g for g in seen if g not in C.GENRES_ML1M]
     movies[C.YEAR_COL] = _title_year(movies[C.TITLE_COL])
     dup = movies[C.MOVIE_COL].duplicated()
-    for line, mid in zip(movies["_line"][dup], movies[C.MOVIE_COL][dup]):
+    for line, mid in zip(movies["_line"][dup], movies[C.MOVIE_COL][dup], strict=True):
         problems.append(Problem(path, int(line), "duplicate movie",
                                 f"movie {mid} is listed more than once"))
     movies = movies[[*C.MOVIE_COLUMNS, "_line"]]
@@ -301,13 +301,13 @@ def _read_users(folder: Path, info: dict, problems: list[Problem]):
     users, found, n_lines = _read_table(path, spec)
     problems += found
     bad_gender = ~users[C.GENDER_COL].isin(C.GENDERS)
-    for line, g in zip(users["_line"][bad_gender], users[C.GENDER_COL][bad_gender]):
+    for line, g in zip(users["_line"][bad_gender], users[C.GENDER_COL][bad_gender], strict=True):
         problems.append(Problem(path, int(line), "bad value",
                                 f"gender {g!r} is not one of {C.GENDERS}"))
     if info["format"] == "dat":
         for col, codes in ((C.AGE_COL, C.AGE_LABELS), (C.OCCUPATION_COL, C.OCCUPATION_LABELS)):
             bad = ~users[col].isin(list(codes))
-            for line, v in zip(users["_line"][bad], users[col][bad]):
+            for line, v in zip(users["_line"][bad], users[col][bad], strict=True):
                 problems.append(Problem(path, int(line), "bad value",
                                         f"{col} code {v} is not one of {sorted(codes)}"))
         users[C.AGE_LABEL_COL] = users[C.AGE_COL].map(C.AGE_LABELS)
@@ -322,7 +322,7 @@ def _read_users(folder: Path, info: dict, problems: list[Problem]):
         users[C.OCCUPATION_COL] = users["_occupation"].map({n: i for i, n in enumerate(names)})
         users[C.OCCUPATION_LABEL_COL] = users.pop("_occupation")
     dup = users[C.USER_COL].duplicated()
-    for line, uid in zip(users["_line"][dup], users[C.USER_COL][dup]):
+    for line, uid in zip(users["_line"][dup], users[C.USER_COL][dup], strict=True):
         problems.append(Problem(path, int(line), "duplicate user",
                                 f"user {uid} is listed more than once"))
     return users[[*C.USER_COLUMNS, "_line"]], path, n_lines
@@ -346,7 +346,7 @@ def _read_ratings(folder: Path, info: dict, problems: list[Problem]):
     r = ratings[C.RATING_COL].to_numpy(dtype=float)
     steps = (r - lo) / step
     bad = (r < lo) | (r > hi) | (np.abs(steps - np.round(steps)) > 1e-9)
-    for line, v in zip(ratings["_line"][bad], r[bad]):
+    for line, v in zip(ratings["_line"][bad], r[bad], strict=True):
         problems.append(Problem(path, int(line), "rating outside scale",
                                 f"rating {v:g} is not one of {lo:g}, {lo + step:g}, ..., {hi:g}"))
     return ratings, path, n_lines
@@ -359,16 +359,17 @@ def _cross_check(ratings: pd.DataFrame, movies: pd.DataFrame, users: pd.DataFram
     if dup.any():
         first = key.drop_duplicates().assign(_first=ratings["_line"])
         later = key[dup].merge(first, on=[C.USER_COL, C.MOVIE_COL], how="left")
-        for line, (u, m, f) in zip(ratings["_line"][dup], later.itertuples(index=False)):
+        for line, (u, m, f) in zip(ratings["_line"][dup], later.itertuples(index=False),
+                                   strict=True):
             problems.append(Problem(path, int(line), "duplicate rating",
                                     f"user {u} rated movie {m} already on line {f}"))
     unknown = ~ratings[C.MOVIE_COL].isin(movies[C.MOVIE_COL])
-    for line, m in zip(ratings["_line"][unknown], ratings[C.MOVIE_COL][unknown]):
+    for line, m in zip(ratings["_line"][unknown], ratings[C.MOVIE_COL][unknown], strict=True):
         problems.append(Problem(path, int(line), "unknown movie",
                                 f"movie {m} is not in the movies file"))
     if users is not None:
         unknown = ~ratings[C.USER_COL].isin(users[C.USER_COL])
-        for line, u in zip(ratings["_line"][unknown], ratings[C.USER_COL][unknown]):
+        for line, u in zip(ratings["_line"][unknown], ratings[C.USER_COL][unknown], strict=True):
             problems.append(Problem(path, int(line), "unknown user",
                                     f"user {u} is not in the users file"))
 
@@ -511,6 +512,33 @@ def genre_matrix(movies: pd.DataFrame, genres: list[str]) -> np.ndarray:
     cols = [col[g] for gs in movies[C.GENRES_COL] for g in gs]
     out[rows, cols] = True
     return out
+
+
+def common_genres(movies: pd.DataFrame, genres: list[str],
+                  min_movies: int = C.MIN_GENRE_MOVIES) -> tuple[list[str], dict[str, int]]:
+    """The genres with at least `min_movies` movies, and the others with their counts
+    (what a genre figure leaves out, and says so)."""
+    counts = movies[C.GENRES_COL].explode().value_counts()
+    n = {g: int(counts.get(g, 0)) for g in genres}
+    return [g for g in genres if n[g] >= min_movies], \
+        {g: c for g, c in n.items() if c < min_movies}
+
+
+def genre_cooccurrence(movies: pd.DataFrame, genres: list[str]) -> pd.DataFrame:
+    """Genre x genre: how many movies have both (the diagonal, movies per genre, is 0)."""
+    g = genre_matrix(movies, genres).astype(int)
+    both = g.T @ g
+    np.fill_diagonal(both, 0)
+    return pd.DataFrame(both, index=genres, columns=genres)
+
+
+def genre_fans(dataset: Dataset, genre: str, n: int = 20) -> tuple[pd.Index, pd.Index]:
+    """The `n` users with the largest and the `n` with the smallest share of their
+    ratings in `genre` (ties broken by user id)."""
+    has = dataset.movies.set_index(C.MOVIE_COL)[C.GENRES_COL].map(lambda g: genre in g)
+    share = dataset.ratings[C.MOVIE_COL].map(has).groupby(dataset.ratings[C.USER_COL]).mean()
+    share = share.sort_index()
+    return share.nlargest(n).index, share.nsmallest(n).index
 
 
 def summary(dataset: Dataset) -> dict:

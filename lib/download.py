@@ -112,6 +112,38 @@ def install_zip(zip_path: Path | str, name: str, data_dir: Path | str | None = N
     return target
 
 
+def install_folder(source: Path | str, name: str, data_dir: Path | str | None = None) -> Path:
+    """Copy a release's files from a local folder (an unpacked copy elsewhere) to
+    ``data_dir/<name>/``, atomically; a target already holding identical files is left
+    as it is.
+
+    Raises:
+        DownloadError: `source` lacks one of the release's files.
+    """
+    source, data_dir = Path(source), Path(data_dir or C.DATA_DIR)
+    info = C.release_info(name)
+    wanted = [info[k] for k in ("ratings", "movies", "users") if info[k]]
+    missing = [w for w in wanted if not (source / w).is_file()]
+    if missing:
+        raise DownloadError(f"{source}: has no {', '.join(missing)}; point it at an unpacked "
+                            f"{name} folder")
+    target = data_dir / name
+    if all((target / w).is_file() and file_md5(target / w) == file_md5(source / w)
+           for w in wanted):
+        return target
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=data_dir))
+    try:
+        for w in wanted:
+            shutil.copyfile(source / w, tmp / w)
+        if target.exists():
+            shutil.rmtree(target)
+        tmp.replace(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
 def download(name: str, data_dir: Path | str | None = None, *, urls: list[str] | None = None,
              md5: str | None = "release", timeout: float = 15.0,
              progress: bool = True) -> Path:

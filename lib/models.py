@@ -108,12 +108,21 @@ def train_movie_genre_model(model: keras.Model, genre_matrix: np.ndarray, *, epo
     (a `PyDataset` here slowed every later TensorFlow step in the process ~3x)."""
     history = keras.callbacks.History()
     history.history = {}
-    for epoch in tqdm(range(epochs), desc="stage 1", disable=not progress):
+    for epoch in tqdm(range(epochs), desc="stage 1", disable=not progress or C.headless()):
         x, y = _balanced_epoch(genre_matrix, batch_size, seed + epoch)
         logs = model.fit(x, y, batch_size=batch_size, epochs=1, shuffle=False, verbose=0).history
         for key, values in logs.items():
             history.history.setdefault(key, []).extend(values)
     return history
+
+
+def layer_table(model: keras.Model) -> pd.DataFrame:
+    """The model's layers as a plain table (Keras' own summary prints terminal colour
+    codes into notebooks)."""
+    rows = [{"layer": layer.name, "type": type(layer).__name__,
+             "parameters": int(sum(np.prod(w.shape) for w in layer.weights))}
+            for layer in model.layers]
+    return pd.DataFrame(rows).set_index("layer")
 
 
 def embeddings(model: keras.Model, layer: str = "movie_embedding") -> np.ndarray:
@@ -314,7 +323,7 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
             loss = -tf.reduce_sum(target * tf.nn.log_softmax(logits)) / tf.reduce_sum(target)
             total = loss + tf.add_n(model.losses) if model.losses else loss
         grads = tape.gradient(total, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
     @tf.function
@@ -329,7 +338,7 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
     active = np.flatnonzero(np.diff(train.indptr) > 0).astype(np.int32)
     rng = np.random.default_rng(seed)
     history, best, best_weights, waited = [], -np.inf, None, 0
-    bar = tqdm(range(epochs), desc="stage 2 (ranking)", disable=not progress)
+    bar = tqdm(range(epochs), desc="stage 2 (ranking)", disable=not progress or C.headless())
     for epoch in bar:
         start = time.perf_counter()
         mean_loss = float(run_epoch(tf.constant(rng.permutation(active))))
@@ -409,7 +418,7 @@ def train_rating_model(model: keras.Model, train: pd.DataFrame, ids,
     x = rating_inputs(train, ids, features, model)
     y = train[C.RATING_COL].to_numpy(np.float32)
     val = None
-    callbacks = [_TqdmEpochs(epochs, "stage 2 (rating)", disable=not progress)]
+    callbacks = [_TqdmEpochs(epochs, "stage 2 (rating)", disable=not progress or C.headless())]
     if validation is not None:
         val = (rating_inputs(validation, ids, features, model),
                validation[C.RATING_COL].to_numpy(np.float32))

@@ -9,8 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from lib import config as C
@@ -44,6 +44,24 @@ def _plain(value):
 
 def _show(value) -> str:
     return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def open_dataset(dataset: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None):
+    """What every notebook opens with: resolve the dataset name (``auto``), load it, and
+    say in the notebook which data its numbers come from (`banner`).
+
+    Args:
+        dataset: a dataset name or ``"auto"``.
+        data_dir: parent folder of the releases; ``""`` or None means `config.DATA_DIR`.
+
+    Returns:
+        The loaded `data.Dataset` (its ``name`` is the resolved name).
+    """
+    from lib import data
+    name = data.resolve_dataset(dataset, data_dir or None)
+    ds = data.load_dataset(name, data_dir or None)
+    banner(ds)
+    return ds
 
 
 def banner(dataset) -> None:
@@ -86,8 +104,8 @@ def run(dataset: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
         out_dir: where executed copies go; default ``runs/<dataset>/``.
         source: folder of the notebooks.
         only: run just the notebooks whose names start with one of these (``["01"]``).
-        in_place: overwrite the notebooks in `source` with their executed copies, run with
-            their own default parameters (what is committed).
+        in_place: overwrite the notebooks in `source` with their executed copies (what is
+            committed; `make notebooks` runs them on ML-100K).
         progress: show papermill's progress bar per notebook.
 
     Returns:
@@ -97,18 +115,14 @@ def run(dataset: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
         PipelineError: names the notebook, the cell and the error of the first failure.
     """
     import papermill as pm
+
     from lib.data import resolve_dataset
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
     params = dict(parameters or {})
-    if in_place:
-        name = "in-place"
-    else:
-        name = resolve_dataset(dataset, data_dir)
-        params["DATASET"] = name
-        if data_dir is not None:
-            params["DATA_DIR"] = str(data_dir)
+    name = resolve_dataset(dataset, data_dir)
+    params["DATASET"] = name
+    if data_dir is not None:
+        params["DATA_DIR"] = str(data_dir)
     out = Path(out_dir or C.RUNS_DIR / name)
     out.mkdir(parents=True, exist_ok=True)
     todo = [p for p in notebooks(source) if not only or p.name.startswith(tuple(only))]
@@ -120,9 +134,10 @@ def run(dataset: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
         log.info("[%d/%d] %s -> %s", i, len(todo), path.name, target)
         start = time.perf_counter()
         try:
-            pm.execute_notebook(str(path), str(target), parameters=params, cwd=str(path.parent),
-                                kernel_name="python3", progress_bar=progress,
-                                prepare_only=False)
+            with _kernel_env():
+                pm.execute_notebook(str(path), str(target), parameters=params,
+                                    cwd=str(path.parent), kernel_name="python3",
+                                    progress_bar=progress, prepare_only=False)
         except pm.PapermillExecutionError as exc:
             first = next((ln for ln in exc.source.splitlines()
                           if ln.strip() and not ln.startswith("#")), "")
@@ -132,6 +147,35 @@ def run(dataset: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
                                 f"{C.shown(target)}") from None
         log.info("%s done in %.1f s", path.name, time.perf_counter() - start)
         if in_place:
-            shutil.copyfile(target, path)
+            _for_readers(target, path)
         done.append(target)
     return done
+
+
+@contextmanager
+def _kernel_env():
+    """The environment the notebook kernels inherit: headless (no progress bars, figures
+    as PNG), TensorFlow's start-up lines off."""
+    wanted = {C.HEADLESS_ENV: "1", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0"}
+    saved = {k: os.environ.get(k) for k in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _for_readers(executed: Path, committed: Path) -> None:
+    """Copy an executed notebook over the committed one, with papermill's record of the
+    machine's absolute paths made relative to the repository."""
+    nb = json.loads(executed.read_text(encoding="utf-8"))
+    meta = nb.get("metadata", {}).get("papermill", {})
+    for key in ("input_path", "output_path"):
+        if meta.get(key):
+            meta[key] = Path(meta[key]).name
+    meta.get("parameters", {}).pop("DATA_DIR", None)
+    committed.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

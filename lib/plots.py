@@ -5,6 +5,7 @@ written beside them, so they open with no internet.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -16,19 +17,29 @@ import plotly.graph_objects as go
 from lib import config as C
 from lib.data import genre_matrix
 
+_DPI = 100
+_PLOTLY_MIME = "application/vnd.plotly.v1+json"
+# Ten colours people tell apart (matplotlib's tab10); grey for everything else.
+_PALETTE = [plt.get_cmap("tab10")(i) for i in range(10)]
+_OTHER = (0.78, 0.78, 0.78, 1.0)
+
+
+def _hex(rgba) -> str:
+    return "#{:02x}{:02x}{:02x}".format(*(int(round(255 * c)) for c in rgba[:3]))
+
 
 def figure_dir(dataset: str) -> Path:
-    folder = C.FIGURES_DIR / dataset
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
+    """``figures/<dataset>/`` (not created: `save` creates it)."""
+    return C.FIGURES_DIR / dataset
 
 
 def save(name: str, dataset: str, fig=None, interactive: go.Figure | None = None) -> dict:
     """Write `fig` as ``<name>.png`` and `interactive` as ``<name>.html``; return the paths."""
     folder = figure_dir(dataset)
+    folder.mkdir(parents=True, exist_ok=True)
     written = {}
     if fig is not None:
-        fig.savefig(folder / f"{name}.png", dpi=110, bbox_inches="tight")
+        fig.savefig(folder / f"{name}.png", dpi=_DPI, bbox_inches="tight")
         written["png"] = folder / f"{name}.png"
     if interactive is not None:
         interactive.write_html(folder / f"{name}.html", include_plotlyjs="directory",
@@ -37,13 +48,31 @@ def save(name: str, dataset: str, fig=None, interactive: go.Figure | None = None
     return written
 
 
-def link(paths: dict) -> None:
-    """Show a link to an interactive page in the notebook."""
+def publish(name: str, dataset: str, fig, interactive: go.Figure | None = None) -> None:
+    """Save a figure (`save`) and show it in the notebook.
+
+    Run by a person in JupyterLab, the plotly figure shows inline (zoom, hover), with the
+    PNG as the fallback of the same output; run headless (papermill, nbval), only the PNG
+    is kept, which GitHub shows and which keeps the committed notebook small. Either way a
+    line names the interactive HTML page.
+    """
+    import base64
+    import io
+
+    import plotly.io as pio
     from IPython.display import Markdown, display
+    paths = save(name, dataset, fig, interactive)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
+    plt.close(fig)
+    bundle = {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+              "text/plain": f"<figure {name}>"}
+    if interactive is not None and not C.headless():
+        bundle[_PLOTLY_MIME] = json.loads(pio.to_json(interactive, validate=False))
+    display(bundle, raw=True)
     if "html" in paths:
-        shown = C.shown(paths["html"])
-        href = f"../{shown}" if not Path(shown).is_absolute() else Path(shown).as_uri()
-        display(Markdown(f"Interactive version: [{shown}]({href})"))
+        display(Markdown(f"<small>Interactive version: `{C.shown(paths['html'])}` "
+                         "(written when the notebook runs, e.g. by `make run`)</small>"))
 
 
 # --- exploration -----------------------------------------------------------------------
@@ -87,17 +116,56 @@ def genre_counts(movies: pd.DataFrame, genres: list[str]):
     return fig, inter
 
 
-def heatmap(matrix: pd.DataFrame, title: str, cmap: str = "viridis", fmt: str = "{:.0f}"):
-    """A labelled square heatmap (genre x genre), static and interactive."""
+def heatmap(matrix: pd.DataFrame, title: str, kind: str = "count"):
+    """A labelled square heatmap (genre x genre), static and interactive.
+
+    ``kind="count"``: a sequential scale from 0. ``kind="similarity"``: the diagonal (1 by
+    definition) is left blank; a sequential scale when every value is positive, else a
+    diverging one centred on 0 with symmetric limits, so colour means the same on both
+    sides.
+    """
+    values = matrix.to_numpy(dtype=float).copy()
+    if kind == "similarity":
+        np.fill_diagonal(values, np.nan)
+    elif kind != "count":
+        raise ValueError("kind must be 'count' or 'similarity'")
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    if kind == "count" or lo >= 0:
+        cmap, vmin, vmax, scale, mid = "viridis", 0.0, hi, "Viridis", None
+    else:
+        edge = max(abs(lo), abs(hi))
+        cmap, vmin, vmax, scale, mid = "RdBu_r", -edge, edge, "RdBu_r", 0.0
     fig, ax = plt.subplots(figsize=(7.5, 6.5))
-    im = ax.imshow(matrix.to_numpy(), cmap=cmap)
+    im = ax.imshow(values, cmap=cmap, vmin=vmin, vmax=vmax)
     ax.set_xticks(range(len(matrix.columns)), matrix.columns, rotation=90)
     ax.set_yticks(range(len(matrix.index)), matrix.index)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8)
-    inter = px.imshow(matrix, title=title, color_continuous_scale=cmap.capitalize()
-                      if cmap in ("viridis", "cividis") else "RdBu_r")
+    inter = px.imshow(pd.DataFrame(values, index=matrix.index, columns=matrix.columns),
+                      title=title, color_continuous_scale=scale, zmin=vmin, zmax=vmax,
+                      color_continuous_midpoint=mid)
     return fig, inter
+
+
+def genre_similarity(vectors: np.ndarray, genres: list[str], movies: pd.DataFrame,
+                     title: str):
+    """Cosine similarity between genre vectors as a heatmap (`heatmap`), genres with
+    fewer than `config.MIN_GENRE_MOVIES` movies left out and named in the title.
+
+    Returns:
+        ``(fig, interactive, table)``.
+    """
+    from lib.data import common_genres
+    kept, left_out = common_genres(movies, genres)
+    rows = [genres.index(g) for g in kept]
+    unit = vectors[rows] / np.maximum(np.linalg.norm(vectors[rows], axis=1, keepdims=True),
+                                      1e-12)
+    table = pd.DataFrame(unit @ unit.T, index=kept, columns=kept)
+    if left_out:
+        title += "\nleft out, fewer than {} movies: {}".format(
+            C.MIN_GENRE_MOVIES, ", ".join(f"{g} ({n})" for g, n in left_out.items()))
+    fig, inter = heatmap(table, title, kind="similarity")
+    return fig, inter, table
 
 
 def demographics(users: pd.DataFrame):
@@ -105,7 +173,7 @@ def demographics(users: pd.DataFrame):
     columns = [C.GENDER_COL, C.AGE_LABEL_COL, C.OCCUPATION_LABEL_COL]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), gridspec_kw={"width_ratios": [1, 2, 4]})
     frames = []
-    for ax, col in zip(axes, columns):
+    for ax, col in zip(axes, columns, strict=True):
         counts = users[col].value_counts()
         counts = counts.reindex([o for o in order.get(col, counts.index) if o in counts.index])
         ax.bar(counts.index.astype(str), counts.to_numpy(), color="#8172B2")
@@ -135,7 +203,7 @@ def training_curves(history: pd.DataFrame, columns: list[str], title: str):
     """One panel per metric over epochs (columns missing from `history` are skipped)."""
     columns = [c for c in columns if c in history.columns]
     fig, axes = plt.subplots(1, len(columns), figsize=(4.2 * len(columns), 3), squeeze=False)
-    for ax, col in zip(axes[0], columns):
+    for ax, col in zip(axes[0], columns, strict=True):
         ax.plot(history["epoch"], history[col], marker=".")
         ax.set(xlabel="epoch", title=col)
         ax.grid(alpha=0.3)
@@ -187,38 +255,53 @@ def _genre_lists(movies_df: pd.DataFrame, color_column: str) -> pd.Series:
     return col.map(lambda g: g if isinstance(g, list) else str(g).split("|"))
 
 
+def colour_genre(genres: pd.Series, n_colours: int = len(_PALETTE)) -> pd.Series:
+    """The genre a movie is coloured by on a map: its least common genre in the catalogue
+    (its most specific: "Animation" for Animation|Children's|Comedy, "Romance" for
+    Drama|Romance). Genres outside the `n_colours` largest such groups become "other"."""
+    counts = genres.explode().value_counts()
+    rarest = genres.map(lambda g: min(g, key=lambda x: (counts[x], x)) if g else "none")
+    keep = rarest.value_counts().index[:n_colours]
+    return rarest.where(rarest.isin(keep), "other")
+
+
 def embedding_map(embedded_df: pd.DataFrame, movies_df: pd.DataFrame, title: str, *,
                   color_column: str = C.GENRES_COL, method: str = "tsne",
                   seed: int = C.SEED, cache_dir: Path | None = None):
-    """Movies in 2-D, coloured by primary (first) genre; movies with several genres drawn
-    as triangles, single-genre ones as dots. Hover shows title, year and all genres."""
+    """Movies in 2-D, each coloured by its most specific genre (`colour_genre`): the ten
+    largest colour groups in distinct colours, the rest grey. Hover shows title, year and
+    all genres."""
     coords = reduce_2d(embedded_df.to_numpy(), method, seed=seed, cache_dir=cache_dir)
     movies = movies_df.set_index(C.MOVIE_COL).loc[embedded_df.index]
-    genres = _genre_lists(movies.reset_index(), color_column).to_numpy()
-    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1],
-                          "primary genre": [g[0] if g and g[0] else "none" for g in genres],
-                          "genres": ["|".join(g) for g in genres],
-                          "several genres": [len(g) > 1 for g in genres],
+    genres = _genre_lists(movies.reset_index(), color_column)
+    colour = colour_genre(pd.Series(genres.to_numpy()))
+    frame = pd.DataFrame({"x": coords[:, 0], "y": coords[:, 1], "colour": colour.to_numpy(),
+                          "genres": genres.map("|".join).to_numpy(),
                           "title": movies[C.TITLE_COL].to_numpy(),
                           "year": movies[C.YEAR_COL].astype("float").to_numpy()})
-    order = frame["primary genre"].value_counts().index
-    cmap = plt.get_cmap("tab20")
+    order = [g for g in frame["colour"].value_counts().index if g != "other"]
+    colours = dict(zip(order, _PALETTE[:len(order)], strict=True))
+    colours["other"] = _OTHER
+    method_name = "PCA" if method == "pca" else "t-SNE"
+    rule = "colour: each movie's least common genre; grey: all other genres"
     fig, ax = plt.subplots(figsize=(8.5, 7))
-    for i, genre in enumerate(order):
-        part = frame[frame["primary genre"] == genre]
-        for several, marker in ((False, "o"), (True, "^")):
-            sub = part[part["several genres"] == several]
-            ax.scatter(sub["x"], sub["y"], s=7, marker=marker, color=cmap(i % 20), alpha=0.7,
-                       label=genre if not several else None, linewidths=0)
-    ax.set_title(f"{title} ({method.upper() if method == 'pca' else 't-SNE'}); "
-                 "triangles: several genres")
+    other = frame[frame["colour"] == "other"]
+    ax.scatter(other["x"], other["y"], s=6, color=_OTHER, label="other", linewidths=0)
+    for genre in order:
+        part = frame[frame["colour"] == genre]
+        ax.scatter(part["x"], part["y"], s=7, color=colours[genre], alpha=0.8,
+                   label=f"{genre} ({len(part)})", linewidths=0)
+    ax.set_title(f"{title} ({method_name})\n{rule}", fontsize=10)
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.legend(markerscale=2.5, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    inter = px.scatter(frame, x="x", y="y", color="primary genre", symbol="several genres",
+    ax.legend(markerscale=2.5, fontsize=8, loc="center left", bbox_to_anchor=(1, 0.5))
+    inter = px.scatter(frame, x="x", y="y", color="colour",
                        hover_data={"title": True, "year": True, "genres": True, "x": False,
-                                   "y": False}, category_orders={"primary genre": list(order)},
-                       title=title)
+                                   "y": False, "colour": False},
+                       category_orders={"colour": [*order, "other"]},
+                       color_discrete_map={g: _hex(c) for g, c in colours.items()},
+                       labels={"colour": "least common genre"},
+                       title=f"{title} ({method_name}); {rule}")
     inter.update_traces(marker={"size": 5})
     return fig, inter
 
@@ -254,18 +337,55 @@ def pca_variance(vectors: np.ndarray, title: str, n: int = 10):
 
 
 def labelled_map(vectors: np.ndarray, labels: list[str], title: str, sizes=None):
-    """Few points (genres) in 2-D by PCA, each with its name."""
+    """Few points (genres) in 2-D by PCA, each with its name, names kept apart."""
     from sklearn.decomposition import PCA
     coords = PCA(n_components=2).fit_transform(vectors)
     sizes = np.full(len(labels), 60.0) if sizes is None else 20 + 300 * sizes / sizes.max()
-    fig, ax = plt.subplots(figsize=(7, 5.5))
+    fig, ax = plt.subplots(figsize=(7.5, 6))
     ax.scatter(coords[:, 0], coords[:, 1], s=sizes, alpha=0.6, color="#DD8452")
-    for (x, y), label in zip(coords, labels):
-        ax.annotate(label, (x, y), fontsize=8, ha="center", va="bottom")
+    texts = [ax.annotate(label, (x, y), xytext=(0, 6), textcoords="offset points",
+                         fontsize=8, ha="center", va="bottom")
+             for (x, y), label in zip(coords, labels, strict=True)]
+    _keep_apart(fig, texts)
     ax.set(title=title, xticks=[], yticks=[])
     inter = px.scatter(x=coords[:, 0], y=coords[:, 1], text=labels, size=sizes, title=title)
     inter.update_traces(textposition="top center")
     return fig, inter
+
+
+def _keep_apart(fig, texts) -> None:
+    """Place each label, in turn, at the one of eight spots around its point where it
+    overlaps the labels already placed least (greedy; enough for a few dozen labels)."""
+    from matplotlib.transforms import Bbox
+    fig.canvas.draw()  # fixes the axis limits, so positions on screen are final
+    renderer = fig.canvas.get_renderer()
+    spots = [(0, 6, "center", "bottom"), (0, -6, "center", "top"), (7, 0, "left", "center"),
+             (-7, 0, "right", "center"), (5, 5, "left", "bottom"), (-5, 5, "right", "bottom"),
+             (5, -5, "left", "top"), (-5, -5, "right", "top")]
+    placed: list = []
+
+    def overlap(box) -> float:
+        hits = (Bbox.intersection(box, other) for other in placed)
+        return sum(h.width * h.height for h in hits if h is not None)
+
+    for text in texts:
+        best = None
+        for dx, dy, ha, va in spots:
+            text.xyann = (dx, dy)
+            text.set_ha(ha)
+            text.set_va(va)
+            text.update_positions(renderer)
+            cost = overlap(text.get_window_extent(renderer))
+            if best is None or cost < best[0]:
+                best = (cost, dx, dy, ha, va)
+            if cost == 0:
+                break
+        _, dx, dy, ha, va = best
+        text.xyann = (dx, dy)
+        text.set_ha(ha)
+        text.set_va(va)
+        text.update_positions(renderer)
+        placed.append(text.get_window_extent(renderer))
 
 
 def user_map(coords: np.ndarray, frame: pd.DataFrame, color: str, title: str,
@@ -292,10 +412,16 @@ def describe_user_groups(user_vectors: np.ndarray, ratings: pd.DataFrame,
                          users: pd.DataFrame | None, movies: pd.DataFrame, genres: list[str],
                          ids, n_groups: int = 6, seed: int = C.SEED):
     """Cluster users by their vectors (k-means) and describe each group: size, the genres
-    it rates more than everyone does (lift), and its demographics.
+    it rates more than everyone does, and its demographics.
+
+    A genre's lift for a group is the group's share of ratings in that genre over the
+    share among all ratings; only lifts above 1 count as "more than average", and genres
+    with fewer than `config.MIN_GENRE_MOVIES` movies are not named. Each group is named by
+    its two highest lifts, e.g. "Horror ×4.5, Sci-Fi ×1.9".
 
     Returns:
-        ``(labels, table)``: the group of every user row, and one row per group.
+        ``(names, table)``: the group name of every user row, and one row per group
+        (largest first).
     """
     from sklearn.cluster import KMeans
     labels = KMeans(n_clusters=n_groups, n_init=10, random_state=seed).fit_predict(user_vectors)
@@ -303,18 +429,37 @@ def describe_user_groups(user_vectors: np.ndarray, ratings: pd.DataFrame,
     per_rating = g.loc[ratings[C.MOVIE_COL]].to_numpy(dtype=float)
     group_of_rating = labels[ids.user_rows(ratings[C.USER_COL].to_numpy())]
     overall = per_rating.mean(axis=0)
-    rows = []
+    from lib.data import common_genres
+    kept = set(common_genres(movies, genres)[0])  # a lift on 2 movies is noise
+    rows, names = [], {}
     for k in range(n_groups):
-        share = per_rating[group_of_rating == k].mean(axis=0)
-        lift = share / np.maximum(overall, 1e-12)
-        top = np.argsort(-lift)[:3]
-        row = {"group": k, "users": int((labels == k).sum()),
-               "genres rated more than average": ", ".join(
-                   f"{genres[i]} x{lift[i]:.2f}" for i in top)}
+        lift = per_rating[group_of_rating == k].mean(axis=0) / np.maximum(overall, 1e-12)
+        above = [i for i in np.argsort(-lift) if lift[i] > 1 and genres[i] in kept][:3]
+        names[k] = ", ".join(f"{genres[i]} ×{lift[i]:.1f}" for i in above[:2]) or \
+            "no genre above average"
+        row = {"group": names[k], "users": int((labels == k).sum()),
+               "genres rated more than average (lift)": ", ".join(
+                   f"{genres[i]} ×{lift[i]:.2f}" for i in above) or "none"}
         if users is not None:
             members = users.set_index(C.USER_COL).loc[ids.user_ids(np.flatnonzero(labels == k))]
             row["women"] = f"{(members[C.GENDER_COL] == 'F').mean():.0%}"
             row["most common age"] = members[C.AGE_LABEL_COL].mode().iloc[0]
             row["most common occupation"] = members[C.OCCUPATION_LABEL_COL].mode().iloc[0]
         rows.append(row)
-    return labels, pd.DataFrame(rows).set_index("group")
+    if len(set(names.values())) < len(names):  # two groups alike: number them
+        names = {k: f"{k + 1}: {v}" for k, v in names.items()}
+        for k, row in enumerate(rows):
+            row["group"] = names[k]
+    table = pd.DataFrame(rows).set_index("group").sort_values("users", ascending=False)
+    return np.array([names[k] for k in labels], dtype=object), table
+
+
+def user_sample(ids, dataset, names: np.ndarray, size: int, seed: int = C.SEED) -> pd.DataFrame:
+    """A seeded sample of user rows with their id, group name and demographics."""
+    rng = np.random.default_rng(seed)
+    rows = np.sort(rng.choice(ids.n_users, size=min(size, ids.n_users), replace=False))
+    people = pd.DataFrame({"row": rows, C.USER_COL: ids.user_ids(rows), "group": names[rows]})
+    if dataset.users is not None:
+        people = people.merge(dataset.users[[C.USER_COL, C.GENDER_COL, C.AGE_LABEL_COL,
+                                             C.OCCUPATION_LABEL_COL]], on=C.USER_COL)
+    return people

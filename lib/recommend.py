@@ -226,6 +226,13 @@ class Engine:
         """`new_movie_rank` for each of `user_ids`."""
         return [self.new_movie_rank(movie_id, int(u)) for u in user_ids]
 
+    def with_reasons(self, top: pd.DataFrame, user_id: int, n: int = 2) -> pd.DataFrame:
+        """`top` (a list from `recommend`) with a column naming, for each movie, the
+        user's `n` rated movies that explain it (`explain`)."""
+        reasons = [", ".join(self.explain(user_id, int(m), n)[C.TITLE_COL])
+                   for m in top[C.MOVIE_COL]]
+        return top.assign(**{"because you rated": reasons})
+
     def explain(self, user_id: int, movie_id: int, n: int = 3) -> pd.DataFrame:
         """The user's rated movies most like `movie_id` (cosine in the stage-2 table):
         the ratings that pull the recommendation most."""

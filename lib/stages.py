@@ -5,7 +5,6 @@ benchmark) call these, so every path trains the same way.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,7 +41,8 @@ class Stage1:
         """One line for a notebook: what was trained, how long it took."""
         return (f"stage 1: {len(self.history)} epochs in {self.seconds:.1f} s, final loss "
                 f"{self.history['loss'].iloc[-1]:.4f}, genre recovery precision "
-                f"{self.recovery['precision']:.3f} (chance {self.recovery['chance_precision']:.3f})")
+                f"{self.recovery['precision']:.3f} "
+                f"(chance {self.recovery['chance_precision']:.3f})")
 
 
 def run_stage1(dataset: Dataset, ids: IdMap, *, dim: int = C.EMBEDDING_DIM,
@@ -82,6 +82,14 @@ class Stage2:
     def scores(self):
         """``score(user_rows)`` for all movies, from the ranking model."""
         return M.ranking_scores(self.ranking, self.features)
+
+    def movie_vectors(self) -> np.ndarray:
+        """The ranking model's movie table (movie rows x dim)."""
+        return np.asarray(self.ranking.get_layer("movie_embedding").embeddings)
+
+    def user_vectors(self) -> np.ndarray:
+        """Every user's vector as the ranking model scores it (side inputs included)."""
+        return M.user_vectors(self.ranking, self.features)
 
     def summary(self) -> str:
         """One line per model for a notebook: epochs chosen on validation, time taken."""
@@ -252,7 +260,6 @@ def planted_check(dataset: Dataset, ids: IdMap, stage2: Stage2) -> dict[str, flo
     from lib.synthetic import load_truth
     truth = load_truth(dataset.path)
     rows = ids.user_rows(truth["user_ids"])
-    vectors = M.user_vectors(stage2.ranking, stage2.features)[rows]
-    table = np.asarray(stage2.ranking.get_layer("movie_embedding").embeddings)
-    return ev.planted_genre_recovery(vectors, table, movie_genres(dataset, ids),
+    return ev.planted_genre_recovery(stage2.user_vectors()[rows], stage2.movie_vectors(),
+                                     movie_genres(dataset, ids),
                                      truth["favourite_genres"])

@@ -69,6 +69,8 @@ def _problems(folder, name="ml-1m"):
      "unknown genre", "'Cartoon' is not one of the 18 genres"),
     ("movies.dat", ML1M_MOVIES + ["1::Toy Story again (1995)::Comedy"], 5,
      "duplicate movie", "movie 1 is listed more than once"),
+    ("users.dat", ML1M_USERS + ["1::M::25::4::12345"], 3,
+     "duplicate user", "user 1 is listed more than once"),
     ("users.dat", ML1M_USERS + ["3::M::30::4::12345"], 3,
      "bad value", "age code 30 is not one of [1, 18, 25, 35, 45, 50, 56]"),
     ("users.dat", ML1M_USERS + ["3::X::25::4::12345"], 3,

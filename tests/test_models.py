@@ -2,14 +2,12 @@
 save and load. All on the tiny synthetic dataset."""
 from __future__ import annotations
 
-import keras
 import numpy as np
 import pytest
 
-from lib import artifacts
+from lib import artifacts, stages
 from lib import evaluation as ev
 from lib import models as M
-from lib import stages
 from lib.data import load_dataset
 from lib.ids import IdMap
 from lib.synthetic import load_truth
@@ -72,7 +70,8 @@ def test_stage2_starts_from_the_stage1_vectors(tiny, stage1):
                                    init="frozen")
     before = np.asarray(frozen.get_layer("movie_embedding").embeddings).copy()
     M.train_ranking_model(frozen, ev.interactions(ds.ratings, ids), {}, epochs=2, progress=False)
-    np.testing.assert_array_equal(before, np.asarray(frozen.get_layer("movie_embedding").embeddings))
+    after = np.asarray(frozen.get_layer("movie_embedding").embeddings)
+    np.testing.assert_array_equal(before, after)
     with pytest.raises(ValueError, match=r"needs stage-1 movie vectors of shape \(400, 32\)"):
         M.build_ranking_model(ids.n_users, ids.n_movies, 32, movie_init=None, init="stage1")
 

@@ -6,9 +6,10 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from lib import artifacts, stages
+from lib import artifacts, data, stages
 from lib import config as C
 from lib import evaluation as ev
 from lib.data import load_dataset
@@ -79,6 +80,44 @@ def test_new_movie_from_genres_is_recommendable(saved):
     assert new_id in set(top["movie_id"])
     ranks = {u: engine.new_movie_rank(new_id, u) for u in (1, 2, 3)}
     assert all(1 <= r <= ids.n_movies for r in ranks.values())
+
+
+def test_a_new_movie_ranks_higher_for_fans_of_its_genres(saved):
+    """A new movie's vector comes from its genres: against a new movie of other genres,
+    a new horror movie must gain more places with the users who rate horror most than
+    with those who rate it least (both lists from the same fold-in, so the level of the
+    movies' biases cancels)."""
+    _, ds, ids, engine = saved
+    horror = engine.add_movie(["Horror"], title="New horror (2026)")
+    other = engine.add_movie(["Children's", "Animation"], title="New cartoon (2026)")
+    fans, others = data.genre_fans(ds, "Horror", n=20)
+
+    def gain(users):  # places the horror movie stands above the cartoon, per user
+        return np.array(engine.new_movie_ranks(other, users)) - \
+            np.array(engine.new_movie_ranks(horror, users))
+
+    # Measured on this fixture: a median gain of 138.5 places for fans, 120.5 for others;
+    # with the genre vector zeroed both new movies get one vector and every gain is 0.
+    assert np.median(gain(fans)) > np.median(gain(others))
+
+
+def test_genre_fans_are_the_users_with_the_largest_share():
+    ds = type("D", (), {})()
+    ds.movies = pd.DataFrame({"movie_id": [1, 2, 3], "genres": [["Horror"], ["Drama"], []]})
+    # user 1: 2/2 horror, user 2: 1/3, user 3: 0/2
+    ds.ratings = pd.DataFrame({"user_id": [1, 1, 2, 2, 2, 3, 3],
+                               "movie_id": [1, 1, 1, 2, 3, 2, 3]})
+    fans, others = data.genre_fans(ds, "Horror", n=1)
+    assert list(fans) == [1] and list(others) == [3]
+
+
+def test_reasons_name_rated_movies(saved):
+    _, ds, _, engine = saved
+    top = engine.with_reasons(engine.recommend(3, k=4), 3, n=2)
+    titles = set(ds.movies.set_index("movie_id").loc[
+        ds.ratings.query("user_id == 3")["movie_id"], "title"])
+    for reason in top["because you rated"]:
+        assert any(t in reason for t in titles)
 
 
 def test_explanations_come_from_the_users_ratings(saved):
