@@ -260,8 +260,9 @@ def colour_genre(genres: pd.Series, n_colours: int = len(_PALETTE)) -> pd.Series
     (its most specific: "Animation" for Animation|Children's|Comedy, "Romance" for
     Drama|Romance). Genres outside the `n_colours` largest such groups become "other"."""
     counts = genres.explode().value_counts()
-    rarest = genres.map(lambda g: min(g, key=lambda x: (counts[x], x)) if g else "none")
-    keep = rarest.value_counts().index[:n_colours]
+    rarest = genres.map(lambda g: min(g, key=lambda x: (counts[x], x)) if g else "other")
+    sizes = rarest[rarest != "other"].value_counts()
+    keep = sorted(sizes.index, key=lambda g: (-sizes[g], g))[:n_colours]  # ties by name
     return rarest.where(rarest.isin(keep), "other")
 
 

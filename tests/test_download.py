@@ -106,3 +106,22 @@ def test_no_network_fails_fast_with_what_to_do(tmp_path):
 def test_unknown_release_name(tmp_path):
     with pytest.raises(DownloadError, match="'ml-2m' is not a MovieLens release"):
         download("ml-2m", tmp_path)
+
+
+def test_a_local_folder_is_installed_atomically_and_once(tmp_path):
+    from conftest import ML1M_MOVIES, ML1M_RATINGS, ML1M_USERS, write_lines
+
+    from lib.download import install_folder
+    source = tmp_path / "elsewhere"
+    write_lines(source / "ratings.dat", ML1M_RATINGS)
+    write_lines(source / "movies.dat", ML1M_MOVIES)
+    with pytest.raises(DownloadError, match="elsewhere: has no users.dat"):
+        install_folder(source, "ml-1m", tmp_path / "data")
+    assert not (tmp_path / "data" / "ml-1m").exists()  # nothing half-copied
+    write_lines(source / "users.dat", ML1M_USERS)
+    target = install_folder(source, "ml-1m", tmp_path / "data")
+    assert (target / "ratings.dat").read_bytes() == (source / "ratings.dat").read_bytes()
+    stamp = (target / "ratings.dat").stat().st_mtime_ns
+    install_folder(source, "ml-1m", tmp_path / "data")  # identical files: left as they are
+    assert (target / "ratings.dat").stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["ml-1m"]

@@ -50,6 +50,26 @@ def test_same_seed_same_embeddings(tiny):
     assert not np.allclose(a.movie_vectors, c.movie_vectors)
 
 
+def test_same_seed_same_stage2_run(tiny, stage1):
+    """Same run, same numbers: the split inside stage 2, dropout, shuffling and both
+    models' initialisation all follow the one seed."""
+    ds, ids = tiny
+    split = ev.split_stratified(ds.ratings, "item", 0.75, 42)
+
+    def run(seed):
+        return stages.run_stage2(ds, ids, split.train, stage1.movie_vectors, dim=32,
+                                 epochs=4, seed=seed, progress=False)
+
+    a, b, c = run(5), run(5), run(6)
+    for model in ("ranking", "rating"):
+        wa, wb = getattr(a, model).get_weights(), getattr(b, model).get_weights()
+        assert len(wa) == len(wb) > 0
+        for x, y in zip(wa, wb, strict=True):
+            np.testing.assert_array_equal(x, y)
+    np.testing.assert_array_equal(a.ranking_history["loss"], b.ranking_history["loss"])
+    assert not np.allclose(a.movie_vectors(), c.movie_vectors())
+
+
 def test_pairs_are_balanced_and_negatives_are_wrong_genres(tiny):
     ds, ids = tiny
     genres = stages.movie_genres(ds, ids)
