@@ -23,8 +23,7 @@ $(VENV)/.installed: requirements.txt
 run: venv
 	$(PY) -m lib run
 
-test: venv
-	$(PY) -m ruff check lib tests
+test: lint
 	$(PY) -m pytest
 
 # Re-execute the committed notebooks in place on the real MovieLens 100K, copied into the

@@ -185,8 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", choices=list(C.RELEASES))
     p.add_argument("--data-dir", default=C.DATA_DIR, type=Path)
     p.add_argument("--url", action="append", help="URL to try instead (repeatable)")
-    p.add_argument("--zip", type=Path, help="install from a zip you already have")
-    p.add_argument("--from-dir", type=Path, metavar="DIR",
+    local = p.add_mutually_exclusive_group()
+    local.add_argument("--zip", type=Path, help="install from a zip you already have")
+    local.add_argument("--from-dir", type=Path, metavar="DIR",
                    help="copy the release from an unpacked folder you already have")
     p.set_defaults(func=_data_download)
 

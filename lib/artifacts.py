@@ -12,24 +12,23 @@ test metrics, and SHA-256 checksums of the data files it was trained on and of e
 it holds. Loading checks both: models trained on other data, or a folder whose files do
 not match its manifest, are refused with one sentence saying what to rerun.
 
-Writes are atomic: a stage is written into a temporary folder beside the final one and
-renamed into place, so a run killed mid-save leaves the previous models or none, never a
-mix. Reading never writes (no folder is created to look for models).
+Writes are atomic (`lib.atomic`): a stage is written into a temporary folder beside the
+final one and renamed into place, so a run killed mid-save leaves the previous models (or,
+killed between the two renames, none), never a mix. Reading never writes (no folder is
+created to look for models). One save of a stage at a time.
 """
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 
+from lib import atomic
 from lib import config as C
 from lib.errors import ArtifactError
 from lib.ids import IdMap
@@ -80,9 +79,10 @@ def sha256(path: Path) -> str:
 
 
 def data_fingerprint(dataset) -> dict[str, str]:
-    """SHA-256 of the ratings and movies files a `Dataset` was read from."""
+    """SHA-256 of the files a `Dataset` was read from (ratings, movies, users if any)."""
     info = C.release_info(dataset.name)
-    return {info[k]: sha256(Path(dataset.path) / info[k]) for k in ("ratings", "movies")}
+    return {info[k]: sha256(Path(dataset.path) / info[k])
+            for k in ("ratings", "movies", "users") if info[k]}
 
 
 def _versions() -> dict[str, str]:
@@ -154,39 +154,29 @@ def summary(manifest: dict) -> str:
     return "models: " + "; ".join(parts)
 
 
-# --- atomic writes ----------------------------------------------------------------
+# --- projections (a cache) ------------------------------------------------------
 
-@contextlib.contextmanager
-def _staged(final: Path):
-    """A temporary folder beside `final`, renamed into its place when the block ends."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}-", dir=final.parent))
+def load_projection(folder: Path | str | None, key: str) -> np.ndarray | None:
+    """Cached 2-D coordinates under `key` in a projections folder, or None (also for an
+    unreadable file, which is recomputed)."""
+    if folder is None:
+        return None
+    path = Path(folder) / f"{key}.npy"
     try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = final.with_name(f".{final.name}-old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        os.replace(final, old)
-    os.replace(tmp, final)
-    shutil.rmtree(old, ignore_errors=True)
+        return np.load(path) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
-def save_array(path: Path, array: np.ndarray) -> None:
-    """`np.save` through a temporary file, so a reader never sees half an array."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        np.save(handle, array)
-    os.replace(tmp, path)
+def save_projection(folder: Path | str | None, key: str, coords: np.ndarray) -> None:
+    if folder is not None:
+        atomic.write_array(Path(folder) / f"{key}.npy", coords)
 
 
 def _save(dataset, stage: str, root, write, *, settings: dict, seed: int,
           split: str = "", metrics: dict | None = None, extra: dict | None = None) -> Path:
     final = stage_dir(dataset.name, stage, root)
-    with _staged(final) as tmp:
+    with atomic.staged_folder(final) as tmp:
         write(tmp)
         manifest = {
             "stage": stage, "dataset": dataset.name, "synthetic": bool(dataset.synthetic),
@@ -241,36 +231,35 @@ def save_stage2(result, ids: IdMap, dataset, *, split: str, metrics: dict | None
                 root: Path | str | None = None) -> Path:
     """Write a `stages.Stage2`: both Keras models, user and movie tables, the id map;
     the manifest records the split, the test `metrics` and which stage 1 it started from."""
-    from lib import models as M
-
     def write(folder: Path) -> None:
         result.ranking.save(folder / RANKING_MODEL)
         if result.rating is not None:
             result.rating.save(folder / RATING_MODEL)
-        table = result.ranking.get_layer("movie_embedding")
-        np.savez(folder / VECTORS,
-                 user_vectors=M.user_vectors(result.ranking, result.features),
-                 movie_vectors=np.asarray(table.embeddings),
-                 movie_bias=np.asarray(table.bias),
+        np.savez(folder / VECTORS, user_vectors=result.user_vectors(),
+                 movie_vectors=result.movie_vectors(), movie_bias=result.movie_bias(),
                  user_ids=ids.user_ids(np.arange(ids.n_users)),
                  movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
                  **{f"feature_{k}": v for k, v in result.features.items()})
         ids.save(folder / IDS)
 
-    stage1 = _stage1_vectors_digest(dataset.name, root)
     return _save(dataset, "stage2", root, write, settings=result.settings,
-                 seed=result.settings["seed"], split=split, metrics=metrics,
-                 extra={"stage1_vectors": stage1})
+                 seed=result.settings["seed"], split=split, metrics=metrics)
+
+
+def vectors_sha256(vectors: np.ndarray | None) -> str | None:
+    """A checksum of an array's values (not of a file: an .npz stamps the time it was
+    written); what stage 2 records of the stage-1 vectors it started from."""
+    if vectors is None:
+        return None
+    return hashlib.sha256(np.ascontiguousarray(vectors, np.float32).tobytes()).hexdigest()
 
 
 def _stage1_vectors_digest(dataset: str, root) -> str | None:
-    # Of the arrays, not the file: the .npz zip stamps the time it was written.
     path = stage_dir(dataset, "stage1", root) / VECTORS
     if not path.is_file():
         return None
     with np.load(path) as npz:
-        return hashlib.sha256(npz["movie_vectors"].tobytes()
-                              + npz["genre_vectors"].tobytes()).hexdigest()
+        return vectors_sha256(npz["movie_vectors"])
 
 
 def load_stage2(dataset, split: str | None = None, root: Path | str | None = None):
@@ -312,7 +301,7 @@ def load_tables(dataset, root: Path | str | None = None) -> dict:
         tables = {k: npz[k] for k in ("user_vectors", "movie_vectors", "movie_bias")}
     tables.update(ids=IdMap.load(folder / IDS), manifest=manifest,
                   stage1_movies=None, stage1_genres=None)
-    recorded = manifest.get("stage1_vectors")
+    recorded = manifest["settings"].get("stage1_vectors")
     if recorded is not None:
         s1 = stage_dir(dataset.name, "stage1", root) / VECTORS
         if _stage1_vectors_digest(dataset.name, root) != recorded:

@@ -440,7 +440,7 @@ def load_dataset(name: str, data_dir: Path | str | None = None, *,
     Args:
         name: a release (`ml-1m`, `ml-100k`, `ml-latest-small`, `ml-25m`, `ml-32m`) or a
             built-in synthetic dataset (`synthetic`, `synthetic-tiny`), which is generated
-            on first use. For `auto` see `lib.datasets.resolve_dataset`.
+            on first use. For `auto` see `resolve_dataset`.
         data_dir: the folder holding one folder per release; default `config.DATA_DIR`.
         on_bad_lines: ``"error"`` raises `DataError` naming every bad line (up to 20 shown);
             ``"skip"`` drops bad lines and logs how many of each kind, per file.

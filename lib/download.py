@@ -5,7 +5,6 @@ import hashlib
 import logging
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
@@ -13,6 +12,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from lib import atomic
 from lib import config as C
 from lib.errors import DownloadError
 
@@ -82,9 +82,7 @@ def install_zip(zip_path: Path | str, name: str, data_dir: Path | str | None = N
         log.warning("%s: no checksum recorded for %s, so its content is not verified "
                     "(md5 %s)", zip_path, name, file_md5(zip_path))
     target = data_dir / name
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=data_dir))
-    try:
+    with atomic.staged_folder(target) as staged:
         try:
             with zipfile.ZipFile(zip_path) as zf:
                 for member in zf.namelist():
@@ -94,21 +92,21 @@ def install_zip(zip_path: Path | str, name: str, data_dir: Path | str | None = N
                 if bad is not None:
                     raise DownloadError(f"{zip_path}: {bad} is corrupt inside the zip; "
                                         "delete the zip and download again")
-                zf.extractall(tmp)
+                zf.extractall(staged)
         except (zipfile.BadZipFile, EOFError) as exc:
             raise DownloadError(f"{zip_path}: not a complete zip ({exc}); it was probably "
                                 "cut short. Delete it and download again.") from None
-        unpacked = tmp / name
-        wanted = [info[k] for k in ("ratings", "movies", "users") if info[k]]
-        missing = [w for w in wanted if not (unpacked / w).is_file()]
+        unpacked = staged / name
+        missing = [w for w in _release_files(name) if not (unpacked / w).is_file()]
         if missing:
             raise DownloadError(f"{zip_path}: has no {name}/{', '.join(missing)}; is it "
                                 f"really {name}.zip?")
-        if target.exists():
-            shutil.rmtree(target)
-        unpacked.replace(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for item in list(staged.iterdir()):  # the release folder's content, one level up
+            if item != unpacked:
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
+        for item in list(unpacked.iterdir()):
+            item.rename(staged / item.name)
+        unpacked.rmdir()
     return target
 
 
@@ -121,8 +119,7 @@ def install_folder(source: Path | str, name: str, data_dir: Path | str | None = 
         DownloadError: `source` lacks one of the release's files.
     """
     source, data_dir = Path(source), Path(data_dir or C.DATA_DIR)
-    info = C.release_info(name)
-    wanted = [info[k] for k in ("ratings", "movies", "users") if info[k]]
+    wanted = _release_files(name)
     missing = [w for w in wanted if not (source / w).is_file()]
     if missing:
         raise DownloadError(f"{source}: has no {', '.join(missing)}; point it at an unpacked "
@@ -131,17 +128,15 @@ def install_folder(source: Path | str, name: str, data_dir: Path | str | None = 
     if all((target / w).is_file() and file_md5(target / w) == file_md5(source / w)
            for w in wanted):
         return target
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=data_dir))
-    try:
+    with atomic.staged_folder(target) as staged:
         for w in wanted:
-            shutil.copyfile(source / w, tmp / w)
-        if target.exists():
-            shutil.rmtree(target)
-        tmp.replace(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+            shutil.copyfile(source / w, staged / w)
     return target
+
+
+def _release_files(name: str) -> list[str]:
+    info = C.release_info(name)
+    return [info[k] for k in ("ratings", "movies", "users") if info[k]]
 
 
 def download(name: str, data_dir: Path | str | None = None, *, urls: list[str] | None = None,

@@ -170,9 +170,13 @@ def _kernel_env():
 
 
 def _for_readers(executed: Path, committed: Path) -> None:
-    """Copy an executed notebook over the committed one, with papermill's record of the
-    machine's absolute paths made relative to the repository."""
+    """Copy an executed notebook over the committed one, without papermill's injected
+    parameters and with its record of the machine's absolute paths made relative."""
     nb = json.loads(executed.read_text(encoding="utf-8"))
+    # Without papermill's injected cell, a reader's own run keeps the defaults ("auto");
+    # the banner and the recorded numbers say which data the stored outputs came from.
+    nb["cells"] = [c for c in nb["cells"]
+                   if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
     meta = nb.get("metadata", {}).get("papermill", {})
     for key in ("input_path", "output_path"):
         if meta.get(key):

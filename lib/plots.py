@@ -19,9 +19,10 @@ from lib.data import genre_matrix
 
 _DPI = 100
 _PLOTLY_MIME = "application/vnd.plotly.v1+json"
-# Ten colours people tell apart (matplotlib's tab10); grey for everything else.
-_PALETTE = [plt.get_cmap("tab10")(i) for i in range(10)]
+# Nine colours people tell apart (matplotlib's tab10 less its grey); light grey for the rest.
+_PALETTE = [plt.get_cmap("tab10")(i) for i in range(10) if i != 7]
 _OTHER = (0.78, 0.78, 0.78, 1.0)
+_MORE = 1.05  # a genre lift counted as "more than average"
 
 
 def _hex(rgba) -> str:
@@ -57,22 +58,19 @@ def publish(name: str, dataset: str, fig, interactive: go.Figure | None = None) 
     line names the interactive HTML page.
     """
     import base64
-    import io
 
     import plotly.io as pio
     from IPython.display import Markdown, display
     paths = save(name, dataset, fig, interactive)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
     plt.close(fig)
-    bundle = {"image/png": base64.b64encode(buffer.getvalue()).decode("ascii"),
+    bundle = {"image/png": base64.b64encode(paths["png"].read_bytes()).decode("ascii"),
               "text/plain": f"<figure {name}>"}
     if interactive is not None and not C.headless():
         bundle[_PLOTLY_MIME] = json.loads(pio.to_json(interactive, validate=False))
     display(bundle, raw=True)
     if "html" in paths:
         display(Markdown(f"<small>Interactive version: `{C.shown(paths['html'])}` "
-                         "(written when the notebook runs, e.g. by `make run`)</small>"))
+                         "(written each time the notebook runs)</small>"))
 
 
 # --- exploration -----------------------------------------------------------------------
@@ -221,18 +219,21 @@ def reduce_2d(vectors: np.ndarray, method: str = "tsne", *, seed: int = C.SEED,
               pca_dims: int = 50, cache_dir: Path | None = None) -> np.ndarray:
     """2-D coordinates of `vectors` by PCA or t-SNE (scikit-learn; PCA to `pca_dims` first).
 
-    With `cache_dir`, results are kept keyed by a hash of the vectors, the method and the
-    seed, so a rerun on the same embeddings is instant.
+    With `cache_dir` (`artifacts.projection_dir`), results are kept keyed by a hash of the
+    vectors, the method and the seed, so a rerun on the same embeddings is instant.
     """
     import hashlib
 
     from sklearn.decomposition import PCA
     from sklearn.manifold import TSNE
+
+    from lib import artifacts
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     key = hashlib.sha1(vectors.tobytes() + f"{method}-{seed}-{pca_dims}".encode()).hexdigest()
-    path = None if cache_dir is None else Path(cache_dir) / f"{method}-{key[:16]}.npy"
-    if path is not None and path.is_file():
-        return np.load(path)
+    key = f"{method}-{key[:16]}"
+    cached = artifacts.load_projection(cache_dir, key)
+    if cached is not None:
+        return cached
     if method == "pca":
         coords = PCA(n_components=2, random_state=seed).fit_transform(vectors)
     elif method == "tsne":
@@ -244,9 +245,7 @@ def reduce_2d(vectors: np.ndarray, method: str = "tsne", *, seed: int = C.SEED,
                       n_jobs=1).fit_transform(reduced)
     else:
         raise ValueError("method must be 'tsne' or 'pca'")
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        np.save(path, coords)
+    artifacts.save_projection(cache_dir, key, coords)
     return coords
 
 
@@ -269,7 +268,7 @@ def colour_genre(genres: pd.Series, n_colours: int = len(_PALETTE)) -> pd.Series
 def embedding_map(embedded_df: pd.DataFrame, movies_df: pd.DataFrame, title: str, *,
                   color_column: str = C.GENRES_COL, method: str = "tsne",
                   seed: int = C.SEED, cache_dir: Path | None = None):
-    """Movies in 2-D, each coloured by its most specific genre (`colour_genre`): the ten
+    """Movies in 2-D, each coloured by its most specific genre (`colour_genre`): the nine
     largest colour groups in distinct colours, the rest grey. Hover shows title, year and
     all genres."""
     coords = reduce_2d(embedded_df.to_numpy(), method, seed=seed, cache_dir=cache_dir)
@@ -416,8 +415,9 @@ def describe_user_groups(user_vectors: np.ndarray, ratings: pd.DataFrame,
     it rates more than everyone does, and its demographics.
 
     A genre's lift for a group is the group's share of ratings in that genre over the
-    share among all ratings; only lifts above 1 count as "more than average", and genres
-    with fewer than `config.MIN_GENRE_MOVIES` movies are not named. Each group is named by
+    share among all ratings; only lifts of at least 1.05 count as "more than average" (so
+    none prints as "×1.0"), and genres with fewer than `config.MIN_GENRE_MOVIES` movies are
+    not named. Each group is named by
     its two highest lifts, e.g. "Horror ×4.5, Sci-Fi ×1.9".
 
     Returns:
@@ -435,7 +435,7 @@ def describe_user_groups(user_vectors: np.ndarray, ratings: pd.DataFrame,
     rows, names = [], {}
     for k in range(n_groups):
         lift = per_rating[group_of_rating == k].mean(axis=0) / np.maximum(overall, 1e-12)
-        above = [i for i in np.argsort(-lift) if lift[i] > 1 and genres[i] in kept][:3]
+        above = [i for i in np.argsort(-lift) if lift[i] >= _MORE and genres[i] in kept][:3]
         names[k] = ", ".join(f"{genres[i]} ×{lift[i]:.1f}" for i in above[:2]) or \
             "no genre above average"
         row = {"group": names[k], "users": int((labels == k).sum()),

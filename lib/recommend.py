@@ -81,7 +81,6 @@ class Engine:
         movies: the movies frame (titles, genres).
         rated: users x movies matrix of what each user rated (never recommended back).
         stage1_movies, stage1_genres: stage-1 vectors, for new movies from genres.
-        side: optional per-user side embeddings already summed into `user_vectors`.
     """
 
     def __init__(self, user_vectors, movie_vectors, movie_bias, ids, movies: pd.DataFrame,
@@ -115,11 +114,9 @@ class Engine:
                     stage1_genres=None) -> Engine:
         """From a stage-2 result in memory (`stages.Stage2`); every rating of `dataset`
         counts as already seen."""
-        from lib import models as M
-        table = stage2.ranking.get_layer("movie_embedding")
-        return cls(M.user_vectors(stage2.ranking, stage2.features),
-                   np.asarray(table.embeddings), np.asarray(table.bias), ids, dataset.movies,
-                   ev.interactions(dataset.ratings, ids), stage1_movies, stage1_genres)
+        return cls(stage2.user_vectors(), stage2.movie_vectors(), stage2.movie_bias(), ids,
+                   dataset.movies, ev.interactions(dataset.ratings, ids), stage1_movies,
+                   stage1_genres)
 
     def seen(self, user_row: int) -> np.ndarray:
         """The movie rows a user has already seen: every movie they rated. The one rule
@@ -133,6 +130,12 @@ class Engine:
         extra = list(self.new_movies.values())
         return (np.vstack([self.movie_vectors] + [e["vector"][None] for e in extra]),
                 np.concatenate([self.movie_bias, [e["bias"] for e in extra]]))
+
+    def _vector(self, movie_id: int) -> np.ndarray:
+        """The stage-2 vector of a known movie or of one added with `add_movie`."""
+        if movie_id in self.new_movies:
+            return self.new_movies[movie_id]["vector"]
+        return self.movie_vectors[self.ids.movie_rows(movie_id)]
 
     def _frame(self, rows: np.ndarray, scores: np.ndarray) -> pd.DataFrame:
         n_known = self.ids.n_movies
@@ -237,12 +240,11 @@ class Engine:
         """The user's rated movies most like `movie_id` (cosine in the stage-2 table):
         the ratings that pull the recommendation most."""
         row = self.ids.user_rows(user_id)
-        target = self.ids.movie_rows(movie_id)
         rated = self.seen(row)
         if len(rated) == 0:
             return pd.DataFrame(columns=[C.MOVIE_COL, C.TITLE_COL, "similarity"])
         unit = _unit(self.movie_vectors)
-        sims = unit[rated] @ unit[target]
+        sims = unit[rated] @ _unit(self._vector(movie_id)[None])[0]
         top = np.argsort(-sims, kind="stable")[:n]
         mids = self.ids.movie_ids(rated[top])
         return pd.DataFrame({C.MOVIE_COL: mids,

@@ -15,6 +15,7 @@ import pandas as pd
 from lib import config as C
 from lib import evaluation as ev
 from lib import models as M
+from lib.artifacts import vectors_sha256
 from lib.data import Dataset, genre_matrix
 from lib.ids import IdMap
 
@@ -87,6 +88,9 @@ class Stage2:
         """The ranking model's movie table (movie rows x dim)."""
         return np.asarray(self.ranking.get_layer("movie_embedding").embeddings)
 
+    def movie_bias(self) -> np.ndarray:
+        return np.asarray(self.ranking.get_layer("movie_embedding").bias)
+
     def user_vectors(self) -> np.ndarray:
         """Every user's vector as the ranking model scores it (side inputs included)."""
         return M.user_vectors(self.ranking, self.features)
@@ -135,7 +139,8 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                                      init=init, side_sizes=sizes, seed=seed)
 
     settings = {"init": init, "dim": dim, "side": side, "max_epochs": epochs,
-                "val_ratio": val_ratio, "k": k, "seed": seed, "refit": refit}
+                "val_ratio": val_ratio, "k": k, "seed": seed, "refit": refit,
+                "stage1_vectors": None if init == "random" else vectors_sha256(movie_vectors)}
     start = time.perf_counter()
     ranking = new_ranking()
     ranking_history = M.train_ranking_model(ranking, fit_rows, features, epochs=epochs,
@@ -242,8 +247,9 @@ def compare_inits(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: 
     for init in dict.fromkeys([base.init, *inits]):
         result = base if init == base.init else run_stage2(
             dataset, ids, split.train, movie_vectors, init=init, dim=base.settings["dim"],
-            side=base.settings["side"], epochs=base.settings["max_epochs"], k=k, seed=seed,
-            rating=False, progress=progress)
+            side=base.settings["side"], epochs=base.settings["max_epochs"],
+            val_ratio=base.settings["val_ratio"], k=k, seed=seed, rating=False,
+            refit=base.settings["refit"], progress=progress)
         metrics, top, users = ev.evaluate_ranking(result.scores(), train, test, k)
         few = ev.hits_by_popularity(top, test, users, train)["share in top-k"].iloc[0]
         rows[init] = {f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"],

@@ -46,7 +46,8 @@ def _stage2(ds, ids, movie_vectors):
                                     init="stage1", seed=1)
     rating = M.build_rating_model(ids.n_users, ids.n_movies, 8, global_mean=3.5,
                                   movie_init=movie_vectors, seed=1)
-    settings = {"init": "stage1", "dim": 8, "seed": 1, "k": 10}
+    settings = {"init": "stage1", "dim": 8, "seed": 1, "k": 10,
+                "stage1_vectors": artifacts.vectors_sha256(movie_vectors)}
     return stages.Stage2(ranking, rating, pd.DataFrame(), pd.DataFrame(), {}, None,
                          "stage1", {}, settings)
 
@@ -69,7 +70,7 @@ def test_manifest_records_what_made_the_models(ds, tmp_path):
     assert manifest["metrics"] == {"ndcg@10": 0.25}
     assert manifest["settings"]["init"] == "stage1"
     assert {"keras", "numpy", "pandas"} <= set(manifest["versions"])
-    assert set(manifest["data"]) == {"ratings.dat", "movies.dat"}
+    assert set(manifest["data"]) == {"ratings.dat", "movies.dat", "users.dat"}
     assert all(len(v) == 64 for v in manifest["data"].values())  # sha256 hex
     assert set(manifest["files"]) == {"ranking.keras", "rating.keras", "embeddings.npz",
                                       "ids.json"}

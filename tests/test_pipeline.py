@@ -66,7 +66,6 @@ def test_stage2_notebook_beats_popularity_and_reloads_exactly(tiny_run):
     assert rec["planted_precision"] > 2.5 * rec["planted_chance"]
     assert rec["reload_same"] is True
     assert set(rec["comparison"]) == {"stage1", "frozen", "random"}
-    assert rec["comparison"]["stage1"]["ndcg@10"] == pytest.approx(rec["ndcg@10"], rel=1e-9)
     assert all(1 <= row["epochs (ranking)"] <= 100 for row in rec["comparison"].values())
     assert 0.5 < rec["rmse"] < 1.2  # stars 1-5; the biases baseline is checked in 05
 

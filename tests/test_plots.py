@@ -85,4 +85,4 @@ def test_publish_shows_plotly_inline_only_to_a_person(monkeypatch, tmp_path, hea
     assert "figures" not in bundle["text/plain"]
     assert (tmp_path / "tiny" / "stars.png").is_file()
     assert (tmp_path / "tiny" / "stars.html").is_file()
-    assert "stars.html" in shown[1].data and "make run" in shown[1].data
+    assert "stars.html" in shown[1].data and "written each time the notebook runs" in shown[1].data

@@ -32,6 +32,13 @@ def saved(tmp_path_factory):
     return root, ds, ids, Engine.load(ds, root / "models")
 
 
+@pytest.fixture(autouse=True)
+def _forget_added_movies(saved):
+    """Movies a test adds with `add_movie` stay in that test."""
+    yield
+    saved[3].new_movies.clear()
+
+
 def test_recommend_excludes_rated_and_ranks_by_score(saved):
     _, ds, ids, engine = saved
     top = engine.recommend(1, k=10)
@@ -99,6 +106,18 @@ def test_a_new_movie_ranks_higher_for_fans_of_its_genres(saved):
     # Measured on this fixture: a median gain of 138.5 places for fans, 120.5 for others;
     # with the genre vector zeroed both new movies get one vector and every gain is 0.
     assert np.median(gain(fans)) > np.median(gain(others))
+
+
+def test_an_added_movie_can_be_explained_and_recommended(saved):
+    _, ds, ids, engine = saved
+    new_id = engine.add_movie(["Horror"], title="New horror (2026)")
+    top = engine.recommend(1, k=ids.n_movies + 1)
+    assert new_id in set(top["movie_id"])
+    why = engine.explain(1, new_id, n=2)  # the user's rated movies closest to it
+    assert len(why) == 2
+    assert set(why["movie_id"]) <= set(ds.ratings.query("user_id == 1")["movie_id"])
+    reasons = engine.with_reasons(top[top["movie_id"] == new_id], 1)
+    assert reasons["because you rated"].iloc[0] == ", ".join(why["title"])
 
 
 def test_genre_fans_are_the_users_with_the_largest_share():
