@@ -1,77 +1,166 @@
-"""Command line: ``python -m lib data | run | evaluate | recommend | bench``."""
+"""Command line: ``python -m lib data | run | evaluate | recommend | bench``.
+
+Arguments are checked first (by the parser, then against the data, which is quick to
+read) before any model is loaded or trained; every ordinary mistake ends in one line
+``error: ...`` naming the parameter or the file, and exit code 1 (2 for the parser's).
+"""
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections import Counter
 from pathlib import Path
 
 from lib import config as C
+from lib.errors import ArtifactError, DataError, PipelineError, UnknownIdError, UsageError
 
+# --- argument types: the parser's own checks, with the project's messages ------------
+
+
+def _whole(text: str, least: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+    return value
+
+
+def _k(text: str) -> int:
+    return _whole(text, 1, "at least 1")
+
+
+def _movielens_id(text: str) -> int:
+    return _whole(text, 0, "an id of 0 or more")
+
+
+def _count(text: str) -> int:
+    return _whole(text, 0, "0 or more")
+
+
+def _scale(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    return value
+
+
+def _id_list(text: str) -> list[int]:
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError("give at least one movie id, e.g. 260,1196,2571")
+    for part in parts:
+        if not (part.isascii() and part.isdigit()):
+            raise argparse.ArgumentTypeError(
+                f"{part!r} is not a movie id (a whole number); give ids separated by "
+                f"commas, e.g. 260,1196,2571")
+    return [int(p) for p in parts]
+
+
+# --- shared steps ---------------------------------------------------------------------
+
+def _writable(folder: Path, what: str) -> None:
+    """Checked before long work: the folder can be created and written."""
+    from lib.atomic import check_writable
+    try:
+        check_writable(folder)
+    except OSError as exc:
+        raise UsageError(f"cannot write to {folder}: {exc}; {what}") from None
+
+
+def _load(args, *, download: bool = True, generate: bool = True):
+    """The dataset the user named (`auto` resolved), loaded once."""
+    from lib.data import load_dataset, resolve_dataset
+    name, data_dir = resolve_dataset(args.dataset, args.data_dir, download=download)
+    return load_dataset(name, data_dir, generate=generate,
+                        on_bad_lines="skip" if args.skip_bad_lines else "error")
+
+
+def _check_k(k: int, most: int, dataset: str, what: str = "movies") -> None:
+    if k > most:
+        raise UsageError(f"--k {k:,} is more than the {most:,} {what} of {dataset}: "
+                         f"choose 1 to {most:,}")
+
+
+def _options(args, *names: str) -> str:
+    """The user's own options, to repeat in a hint."""
+    parts = []
+    for name in names:
+        value = getattr(args, name.replace("-", "_"), None)
+        if value not in (None, False):
+            parts.append(f"--{name} {value}")
+    return " ".join(parts)
+
+
+# --- commands -------------------------------------------------------------------------
 
 def _data_synthetic(args) -> int:
     from lib.synthetic import write_synthetic
-    out = Path(args.out or C.DATA_DIR / ("synthetic" if args.size == "ml-1m" else "synthetic-tiny"))
+    name = "synthetic" if args.size == "ml-1m" else "synthetic-tiny"
+    out = Path(args.out or C.DATA_DIR / name)
+    _writable(out, "choose another folder with --out")
     write_synthetic(out, args.size, scale=args.scale, seed=args.seed)
-    print(f"synthetic data (size {args.size}, scale {args.scale}, seed {args.seed}) "
-          f"written to {out}")
+    print(f"synthetic data (size {args.size}, scale {args.scale:g}, seed {args.seed}) "
+          f"written to {C.shown(out)}")
     return 0
 
 
 def _data_validate(args) -> int:
-    from lib.data import read_release
-    from lib.errors import DataError
-    folder = Path(args.data_dir) / args.dataset
-    try:
-        dataset, problems = read_release(folder, args.dataset)
-    except DataError as exc:
-        print(exc, file=sys.stderr)
-        return 1
+    from lib.data import count_differences, read_release, release_folder
+    folder = release_folder(args.dataset, args.data_dir)
+    dataset, problems = read_release(folder, args.dataset)
     for report in dataset.reports.values():
         print(report)
     for key, value in dataset.counts().items():
         print(f"{key:>14}: {value:,}")
-    if not problems:
-        print(f"{folder}: OK")
-        return 0
-    for problem in problems[:args.max_problems]:
-        print(problem, file=sys.stderr)
-    if len(problems) > args.max_problems:
-        print(f"... and {len(problems) - args.max_problems:,} more", file=sys.stderr)
-    kinds = Counter(p.kind for p in problems)
-    print(f"{folder}: {len(problems):,} problems: " +
-          ", ".join(f"{n:,} {k}" for k, n in kinds.most_common()), file=sys.stderr)
-    return 1
+    differences = count_differences(dataset)
+    for difference in differences:
+        print(f"{'error' if args.strict else 'warning'}: {difference}", file=sys.stderr)
+    if problems:
+        for problem in problems[:args.max_problems]:
+            print(problem, file=sys.stderr)
+        if len(problems) > args.max_problems:
+            print(f"... and {len(problems) - args.max_problems:,} more", file=sys.stderr)
+        kinds = Counter(p.kind for p in problems)
+        print(f"{C.shown(folder)}: {len(problems):,} problems: " +
+              ", ".join(f"{n:,} {k}" for k, n in kinds.most_common()), file=sys.stderr)
+        return 1
+    if differences and args.strict:
+        return 1
+    print(f"{C.shown(folder)}: OK" + (" (counts differ from the published ones)"
+                                      if differences else ""))
+    return 0
 
 
 def _data_download(args) -> int:
     from lib.download import download, install_folder, install_zip
-    from lib.errors import DownloadError
-    try:
-        if args.from_dir:
-            folder = install_folder(args.from_dir, args.name, args.data_dir)
-        elif args.zip:
-            folder = install_zip(args.zip, args.name, args.data_dir)
-        else:
-            folder = download(args.name, args.data_dir, urls=args.url or None)
-    except DownloadError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"{args.name} is ready in {folder}")
+    data_dir = Path(args.data_dir)
+    _writable(data_dir, "choose another folder with --data-dir")
+    if args.from_dir:
+        folder = install_folder(args.from_dir, args.name, data_dir)
+    elif args.zip:
+        folder = install_zip(args.zip, args.name, data_dir)
+    else:
+        folder = download(args.name, data_dir, urls=args.url or None)
+    print(f"{args.name} is ready in {C.shown(folder)}")
     return 0
 
 
 def _run(args) -> int:
-    from lib.errors import DataError, PipelineError
     from lib.pipeline import run
+    for folder, variable in ((C.MODELS_DIR, "MODELS_DIR"), (C.FIGURES_DIR, "FIGURES_DIR")):
+        _writable(folder, f"set {variable} to a folder you can write")
+    if args.out:
+        _writable(args.out, "choose another folder with --out")
     params = {name: _literal(value) for name, value in args.parameter or []}
-    try:
-        done = run(args.dataset, args.data_dir, parameters=params, out_dir=args.out,
-                   only=args.only, in_place=args.in_place)
-    except (PipelineError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    done = run(args.dataset, args.data_dir, parameters=params, out_dir=args.out,
+               only=args.only, in_place=args.in_place, progress=not C.headless())
     print("executed notebooks: " + ", ".join(C.shown(p) for p in done))
     return 0
 
@@ -86,73 +175,75 @@ def _literal(text: str):
 
 
 def _evaluate(args) -> int:
-    import json
-
-    import pandas as pd
-
-    from lib import evaluation, stages
-    from lib.data import load_dataset, resolve_dataset
-    from lib.errors import DataError
-    from lib.ids import IdMap
-    try:
-        name = resolve_dataset(args.dataset, args.data_dir)
-        ds = load_dataset(name, args.data_dir)
-        split = evaluation.make_split(ds.ratings, args.split, seed=args.seed,
-                                      split_dir=args.split_dir)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    ids = IdMap.from_dataset(ds)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    _writable(out, "choose another folder with --out")
+    ds = _load(args)
+    _check_k(args.k, len(ds.movies), ds.name)
+    from lib import evaluation
+    from lib.ids import IdMap
+    ids = IdMap.from_dataset(ds)
+    split = evaluation.make_split(ds.ratings, args.split, seed=args.seed,
+                                  split_dir=args.split_dir)
+    if args.split_dir:
+        evaluation.check_split_ids(split, ids, args.split_dir, ds.name)
+    from lib import stages
     s1 = stages.run_stage1(ds, ids, seed=args.seed)
     table, recs, users, scorers = stages.evaluate_all(ds, ids, split, s1.movie_vectors,
                                                       k=args.k, seed=args.seed)
-    for model, top in recs.items():
-        slug = model.split(" (")[0].replace(" ", "_")
-        stages.write_recs(top, users, scorers[model], ids, out / f"recs_{slug}.csv")
-    if name == "ml-100k" and args.k == 10 and split.method.startswith("per-item 0.75 seed 42"):
-        published = pd.DataFrame(C.PUBLISHED_ML100K).T
-        published.index = [f"{m} (published)" for m in published.index]
-        table = pd.concat([table, published])
-    report = {"dataset": name, "split": split.method, "k": args.k, "synthetic": ds.synthetic,
-              "train_ratings": len(split.train), "test_ratings": len(split.test),
-              "metrics": json.loads(table.to_json(orient="index"))}
-    (out / "metrics.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    written = stages.write_evaluation(out, ds, split, table, recs, users, scorers, ids,
+                                      args.k)
     cols = [c for c in (f"ndcg@{args.k}", f"precision@{args.k}", f"recall@{args.k}",
                         f"map@{args.k}", f"hit_rate@{args.k}", f"coverage@{args.k}", "rmse",
                         "mae", "train seconds") if c in table.columns]
+    import pandas as pd
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(f"{name}, split {split.method}, k = {args.k}")
+        print(f"{ds.name}, split {split.method}, k = {args.k}")
         print(table[cols].round(4).to_string(na_rep=""))
-    print(f"written: {C.shown(out / 'metrics.json')} and recs_<model>.csv")
+    print("written: " + ", ".join(C.shown(p) for p in written))
     return 0
 
 
 def _recommend(args) -> int:
     from lib import artifacts
-    from lib.data import load_dataset, resolve_dataset
-    from lib.errors import ArtifactError, DataError, UnknownIdError
+    from lib.data import load_catalogue, resolve_dataset
     from lib.recommend import Engine
+    name, data_dir = resolve_dataset(args.dataset, args.data_dir, download=False)
+    ds = load_catalogue(name, data_dir,
+                        on_bad_lines="skip" if args.skip_bad_lines else "error")
+    titles = ds.movies.set_index(C.MOVIE_COL)[C.TITLE_COL]
+    if args.similar is not None:
+        _check_k(args.k, len(ds.movies) - 1, ds.name, "other movies")
+    else:
+        _check_k(args.k, len(ds.movies), ds.name)
+    liked = None
+    if args.liked is not None:
+        liked = list(dict.fromkeys(args.liked))
+        for movie_id, n in Counter(args.liked).items():
+            if n > 1:
+                print(f"note: movie {movie_id} was given {n} times; it counts once",
+                      file=sys.stderr)
+        unknown = [m for m in liked if m not in titles.index]
+        if unknown:
+            raise UnknownIdError(f"--liked: unknown movie id{'s' * (len(unknown) > 1)} "
+                                 f"{', '.join(map(str, unknown[:5]))} in {ds.name}")
     try:
-        name = resolve_dataset(args.dataset, args.data_dir, download=False)
-        engine = Engine.load(load_dataset(name, args.data_dir))
-        if args.user is not None:
-            frame = engine.recommend(args.user, args.k)
-            title = f"top {args.k} for user {args.user}"
-        elif args.similar is not None:
-            frame = engine.similar(args.similar, args.k)
-            title = f"movies like {args.similar}"
-        else:
-            liked = [int(x) for x in args.liked.split(",") if x.strip()]
-            frame = engine.new_user(liked, args.k)
-            title = f"for a new user who liked {liked}"
-    except (DataError, ArtifactError, UnknownIdError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        engine = Engine.load(ds)
+    except ArtifactError as exc:
+        hint = _options(args, "data-dir")
+        raise ArtifactError(f"{exc}" + (f" (with {hint})" if hint else "")) from None
+    if args.user is not None:
+        frame = engine.recommend(args.user, args.k)
+        heading = f"top {args.k} for user {args.user}"
+    elif args.similar is not None:
+        frame = engine.similar(args.similar, args.k)
+        heading = f"movies like {args.similar} {titles.get(args.similar, '')}"
+    else:
+        frame = engine.new_user(liked, args.k)
+        heading = "for a new user who liked " + "; ".join(
+            f"{m} {titles[m]}" for m in liked)
     print(artifacts.summary(engine.manifest))
-    print(f"{name}: {title}")
-    frame = frame.assign(genres=frame["genres"].map("|".join))
+    print(f"{ds.name}: {heading}")
+    frame = frame.assign(genres=frame[C.GENRES_COL].map("|".join))
     print(frame.to_string(index=False))
     return 0
 
@@ -163,23 +254,36 @@ def _bench(args) -> int:
     return 0
 
 
+# --- the parser -----------------------------------------------------------------------
+
+def _data_options(p, *, default_dir: bool = False) -> None:
+    p.add_argument("--data-dir", type=Path, default=C.DATA_DIR if default_dir else None,
+                   help="the folder holding one folder per release, or the release "
+                        "folder itself (default data/, or DATA_DIR)")
+    p.add_argument("--skip-bad-lines", action="store_true",
+                   help="drop bad lines (counted by reason) instead of stopping")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m lib", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     data = sub.add_parser("data", help="make, fetch or check datasets")
     data_sub = data.add_subparsers(dest="action", required=True)
     p = data_sub.add_parser("synthetic", help="write the built-in dataset (ML-1M format)")
-    p.add_argument("--out", help="folder to write (default data/synthetic or "
-                                 "data/synthetic-tiny)")
+    p.add_argument("--out", type=Path, help="folder to write (default data/synthetic or "
+                                            "data/synthetic-tiny)")
     p.add_argument("--size", choices=["tiny", "ml-1m"], default="ml-1m")
-    p.add_argument("--scale", type=float, default=1.0, help="x users and ratings")
+    p.add_argument("--scale", type=_scale, default=1.0, help="x users and ratings (> 0)")
     p.add_argument("--seed", type=int, default=C.SEED)
     p.set_defaults(func=_data_synthetic)
     p = data_sub.add_parser("validate", help="check a release folder and print its counts")
     p.add_argument("--dataset", required=True, choices=[d for d in C.DATASETS if d != "auto"])
-    p.add_argument("--data-dir", default=C.DATA_DIR, type=Path)
-    p.add_argument("--max-problems", type=int, default=50)
+    p.add_argument("--data-dir", default=C.DATA_DIR, type=Path,
+                   help="the folder holding the release folder, or the release folder")
+    p.add_argument("--max-problems", type=_count, default=50)
+    p.add_argument("--strict", action="store_true",
+                   help="counts that differ from the published ones are an error")
     p.set_defaults(func=_data_validate)
     p = data_sub.add_parser("download", help="fetch a release from GroupLens")
     p.add_argument("name", choices=list(C.RELEASES))
@@ -188,7 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     local = p.add_mutually_exclusive_group()
     local.add_argument("--zip", type=Path, help="install from a zip you already have")
     local.add_argument("--from-dir", type=Path, metavar="DIR",
-                   help="copy the release from an unpacked folder you already have")
+                       help="copy the release from an unpacked folder you already have")
     p.set_defaults(func=_data_download)
 
     p = sub.add_parser("run", help="the main job: run the numbered notebooks with papermill")
@@ -204,27 +308,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("evaluate", help="train models and baselines on a split, score them")
     p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
-    p.add_argument("--data-dir", type=Path, help="default data/ (or DATA_DIR)")
+    _data_options(p)
     p.add_argument("--split", default="per-item", choices=["per-item", "per-user", "last"])
     p.add_argument("--split-dir", type=Path, help="a folder with train.csv and test.csv")
-    p.add_argument("--k", type=int, default=C.DEFAULT_K)
+    p.add_argument("--k", type=_k, default=C.DEFAULT_K)
     p.add_argument("--seed", type=int, default=C.SEED)
-    p.add_argument("--out", type=Path, required=True, help="folder for metrics.json, recs")
+    p.add_argument("--out", type=Path, required=True,
+                   help="folder for metrics.json, recs_<model>.csv and the split")
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("recommend", help="recommend with the saved models")
     p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
-    p.add_argument("--data-dir", type=Path, help="default data/ (or DATA_DIR)")
+    _data_options(p)
     who = p.add_mutually_exclusive_group(required=True)
-    who.add_argument("--user", type=int, help="a known user id")
-    who.add_argument("--similar", type=int, metavar="MOVIE_ID", help="movies like this one")
-    who.add_argument("--liked", help="a new user: comma-separated movie ids they like")
-    p.add_argument("--k", type=int, default=C.DEFAULT_K)
+    who.add_argument("--user", type=_movielens_id, help="a known user id")
+    who.add_argument("--similar", type=_movielens_id, metavar="MOVIE_ID",
+                     help="movies like this one")
+    who.add_argument("--liked", type=_id_list, metavar="ID,ID,...",
+                     help="a new user: comma-separated movie ids they like")
+    p.add_argument("--k", type=_k, default=C.DEFAULT_K, help="how many (at least 1)")
     p.set_defaults(func=_recommend)
 
     p = sub.add_parser("bench", help="benchmark: print a table, write JSON")
     p.add_argument("--group", action="append",
-                   help="data | train | data-scale | train-scale (default: data and train)")
+                   help="data | train | data-scale | train-scale | answer "
+                        "(default: data, train and answer)")
     p.add_argument("--out", type=Path, help="JSON file (default benchmarks.json)")
     p.set_defaults(func=_bench)
     return parser
@@ -233,7 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    if not sys.stderr.isatty():  # a log file, not a person: no progress bars in it
+        os.environ.setdefault(C.HEADLESS_ENV, "1")
+    try:
+        return args.func(args)
+    except (DataError, ArtifactError, UnknownIdError, PipelineError, UsageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # the disk or a folder said no while writing
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}; check the folder's "
+              f"permissions and free space, or choose another with --out / MODELS_DIR / "
+              f"DATA_DIR", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ Layout::
 
     models/<dataset>/
       stage1/       movie_genre.keras  embeddings.npz  ids.json  manifest.json
-      stage2/       ranking.keras  rating.keras  embeddings.npz  ids.json  manifest.json
+      stage2/       ranking.keras  rating.keras  embeddings.npz  seen.npz  ids.json
+                    manifest.json
       projections/  cached 2-D coordinates of embeddings (a cache: safe to delete)
 
 Every stage folder has a manifest: project and package versions, settings, seed, split,
@@ -27,10 +28,12 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 
 from lib import atomic
 from lib import config as C
 from lib.errors import ArtifactError
+from lib.evaluation import interactions
 from lib.ids import IdMap
 
 STAGES = ("stage1", "stage2")
@@ -39,6 +42,7 @@ STAGE1_MODEL = "movie_genre.keras"
 RANKING_MODEL = "ranking.keras"
 RATING_MODEL = "rating.keras"
 VECTORS = "embeddings.npz"
+SEEN = "seen.npz"  # users x movies: every rating of the data the models were saved with
 IDS = "ids.json"
 PROJECTIONS = "projections"
 # Which notebook writes each stage: named in every "what to rerun" sentence.
@@ -241,6 +245,9 @@ def save_stage2(result, ids: IdMap, dataset, *, split: str, metrics: dict | None
                  movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
                  **{f"feature_{k}": v for k, v in result.features.items()})
         ids.save(folder / IDS)
+        # What every user has rated (all of it, not the training part): the engine's
+        # "already seen", so answering needs neither the ratings file nor TensorFlow.
+        sp.save_npz(folder / SEEN, interactions(dataset.ratings, ids))
 
     return _save(dataset, "stage2", root, write, settings=result.settings,
                  seed=result.settings["seed"], split=split, metrics=metrics)
@@ -290,7 +297,8 @@ def load_stage2(dataset, split: str | None = None, root: Path | str | None = Non
 
 def load_tables(dataset, root: Path | str | None = None) -> dict:
     """What the recommendation engine reads (numpy only, no TensorFlow): the stage-2 user
-    and movie tables and id map, the stage-1 vectors where they match, and the manifest.
+    and movie tables, what every user has rated, the id map, the stage-1 vectors where
+    they match, and the manifest. `dataset` may be a `data.Catalogue` (no ratings read).
 
     Raises:
         ArtifactError: not saved, incomplete, trained on other data, or stage 1 retrained
@@ -300,6 +308,7 @@ def load_tables(dataset, root: Path | str | None = None) -> dict:
     with np.load(folder / VECTORS) as npz:
         tables = {k: npz[k] for k in ("user_vectors", "movie_vectors", "movie_bias")}
     tables.update(ids=IdMap.load(folder / IDS), manifest=manifest,
+                  seen=sp.load_npz(folder / SEEN).tocsr(),
                   stage1_movies=None, stage1_genres=None)
     recorded = manifest["settings"].get("stage1_vectors")
     if recorded is not None:

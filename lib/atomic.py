@@ -52,12 +52,42 @@ def staged_folder(final: Path):
 
 def write_array(path: Path, array: np.ndarray) -> None:
     """`np.save` to a temporary file renamed into place."""
+    with replacing(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
+
+
+@contextlib.contextmanager
+def replacing(path: Path):
+    """Yield a temporary path beside `path`; when the block ends without an exception it
+    replaces `path`, else it is removed. For files written by other libraries
+    (``frame.to_csv(tmp)``)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with open(tmp, "wb") as handle:
-            np.save(handle, array)
+        yield tmp
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def check_writable(folder: Path) -> None:
+    """Whether `folder` can be created (if missing) and written to, checked without
+    creating anything.
+
+    Raises:
+        PermissionError: naming the first existing ancestor that cannot be written to.
+        NotADirectoryError: a file stands where a folder must be.
+    """
+    here = Path(folder).absolute()
+    while not here.exists():
+        here = here.parent
+    if not here.is_dir():
+        raise NotADirectoryError(f"{here} is a file, not a folder")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise PermissionError(f"permission denied on {here}")

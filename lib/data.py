@@ -105,6 +105,11 @@ def _read_table(path: Path, spec: _Table) -> tuple[pd.DataFrame, list[Problem], 
     """Read a delimited file; return the good rows (with their line numbers in `_line`),
     the problems of the bad ones, and the number of lines in the file."""
     raw = path.read_bytes()
+    # Blank lines at the end of a file are no data and no problem (editors add them);
+    # blank lines inside are reported.
+    body = raw.rstrip(b"\r\n")
+    end = b"\r\n" if raw[len(body):].startswith(b"\r") else b"\n"
+    raw = body + end if body else b""
     n_lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") or not raw else 1)
     if not spec.quoted:
         fast = _read_fast(raw, spec)
@@ -183,7 +188,13 @@ def _read_slow(path: Path, raw: bytes, spec: _Table) -> tuple[pd.DataFrame, list
         if not line:
             problems.append(Problem(path, number, "empty line", "remove the empty line"))
             continue
-        fields = next(csv.reader([line])) if spec.quoted else line.split(spec.sep)
+        try:
+            fields = next(csv.reader([line])) if spec.quoted else line.split(spec.sep)
+        except csv.Error as exc:
+            kind = "stray carriage return" if "\r" in line else "bad quoting"
+            problems.append(Problem(path, number, kind,
+                                    f"{exc}; remove the character or quote the field"))
+            continue
         if len(fields) != n:
             problems.append(Problem(path, number, "wrong field count",
                                     f"expected {n} fields separated by {sep_name!r}, "
@@ -397,11 +408,7 @@ def read_release(folder: Path, name: str) -> tuple[Dataset, list[Problem]]:
     """
     info = C.release_info(name)
     folder = Path(folder)
-    missing = [info[k] for k in ("ratings", "movies", "users")
-               if info[k] and not (folder / info[k]).is_file()]
-    if missing:
-        raise DataError(f"{folder}: missing {', '.join(missing)}",
-                        fix=_fix_missing(name, folder))
+    _require_files(folder, name)
     problems: list[Problem] = []
     movies, genres, movies_path, movie_lines = _read_movies(folder, info, problems)
     users, users_path, user_lines = _read_users(folder, info, problems)
@@ -413,6 +420,12 @@ def read_release(folder: Path, name: str) -> tuple[Dataset, list[Problem]]:
         users, reports["users"] = _drop_problem_lines(users, users_path, user_lines, problems)
     ratings, reports["ratings"] = _drop_problem_lines(ratings, ratings_path, rating_lines,
                                                       problems)
+    for key, path, n in (("ratings", ratings_path, rating_lines),
+                         ("movies", movies_path, movie_lines)):
+        if n == 0:
+            problems.append(Problem(path, None, "empty file",
+                                    f"no {key} in it; a MovieLens release has them: copy the "
+                                    f"file again from the release"))
     ratings[C.RATING_COL] = ratings[C.RATING_COL].astype("float32")
     for col in (C.USER_COL, C.MOVIE_COL):
         ratings[col] = ratings[col].astype("int32")
@@ -425,6 +438,49 @@ def read_release(folder: Path, name: str) -> tuple[Dataset, list[Problem]]:
     return dataset, problems
 
 
+def _require_files(folder: Path, name: str) -> None:
+    info = C.release_info(name)
+    missing = [info[k] for k in ("ratings", "movies", "users")
+               if info[k] and not (folder / info[k]).is_file()]
+    if missing:
+        raise DataError(f"{C.shown(folder)}: missing {', '.join(missing)}",
+                        fix=_fix_missing(name, folder))
+
+
+@dataclass
+class Catalogue:
+    """A release's movies without its ratings: all that answering from saved models needs
+    (what was rated comes with the models, checked against the ratings file's checksum)."""
+
+    name: str
+    path: Path
+    movies: pd.DataFrame
+    genres: list[str]
+    synthetic: bool = False
+
+
+def load_catalogue(name: str, data_dir: Path | str | None = None, *,
+                   on_bad_lines: str = "error") -> Catalogue:
+    """The movies of a release (`load_dataset` without the ratings, for quick answers).
+
+    Raises:
+        DataError: files missing, or bad lines in the movies file with
+            ``on_bad_lines="error"``.
+    """
+    folder = release_folder(name, data_dir)
+    _require_files(folder, name)
+    problems: list[Problem] = []
+    movies, genres, path, n_lines = _read_movies(folder, C.release_info(name), problems)
+    movies, report = _drop_problem_lines(movies, path, n_lines, problems)
+    if problems and on_bad_lines == "error":
+        raise DataError(problems, fix="Fix or remove these lines, or skip them "
+                                      "(--skip-bad-lines).")
+    if report.skipped:
+        log.warning("skipped lines: %s", report)
+    movies[C.MOVIE_COL] = movies[C.MOVIE_COL].astype("int32")
+    return Catalogue(name, folder, movies, genres, name in C.SYNTHETIC_SIZES)
+
+
 def _fix_missing(name: str, folder: Path) -> str:
     if name in C.SYNTHETIC_SIZES:
         return f"Generate it: python -m lib data synthetic --out {folder}"
@@ -433,75 +489,136 @@ def _fix_missing(name: str, folder: Path) -> str:
             f"{folder.parent}), or use the built-in data: --dataset synthetic")
 
 
+def release_folder(name: str, data_dir: Path | str | None = None) -> Path:
+    """Where release `name` is read from: ``data_dir/<name>/``, or `data_dir` itself when
+    it is the release folder (holds the release's ratings file and has no `<name>/`)."""
+    base = Path(data_dir or C.DATA_DIR)
+    ratings = C.release_info(name)["ratings"]
+    if (base / ratings).is_file() and not (base / name / ratings).is_file():
+        return base
+    return base / name
+
+
 def load_dataset(name: str, data_dir: Path | str | None = None, *,
-                 on_bad_lines: str = "error") -> Dataset:
-    """Load one release from ``data_dir/<name>/`` in the project's schema.
+                 on_bad_lines: str = "error", generate: bool = True) -> Dataset:
+    """Load one release in the project's schema.
 
     Args:
         name: a release (`ml-1m`, `ml-100k`, `ml-latest-small`, `ml-25m`, `ml-32m`) or a
             built-in synthetic dataset (`synthetic`, `synthetic-tiny`), which is generated
             on first use. For `auto` see `resolve_dataset`.
-        data_dir: the folder holding one folder per release; default `config.DATA_DIR`.
+        data_dir: the folder holding one folder per release, or the release folder itself
+            (`release_folder`); default `config.DATA_DIR`.
         on_bad_lines: ``"error"`` raises `DataError` naming every bad line (up to 20 shown);
             ``"skip"`` drops bad lines and logs how many of each kind, per file.
+        generate: write a missing synthetic dataset (False: a missing one is an error).
 
     Returns:
         A `Dataset`: ``ratings`` (user_id, movie_id, rating, timestamp), ``movies``
         (movie_id, title, year, genres as a list), ``users`` (user_id, gender, age,
         occupation, zip, age_label, occupation_label; None where the release has none).
+        Counts that differ from the published ones are logged as warnings
+        (`count_differences`).
 
     Raises:
-        DataError: files missing, or bad lines with ``on_bad_lines="error"``.
+        DataError: files missing or empty, no ratings left, or bad lines with
+            ``on_bad_lines="error"``.
     """
     if on_bad_lines not in ("error", "skip"):
         raise ValueError("on_bad_lines must be 'error' or 'skip'")
-    folder = Path(data_dir or C.DATA_DIR) / name
-    if name in C.SYNTHETIC_SIZES and not (folder / "ratings.dat").is_file():
+    folder = release_folder(name, data_dir)
+    if name in C.SYNTHETIC_SIZES and generate and not (folder / "ratings.dat").is_file():
         from lib.synthetic import write_synthetic
-        log.info("generating the synthetic dataset %s into %s", name, folder)
+        log.info("generating the synthetic dataset %s into %s", name, C.shown(folder))
         write_synthetic(folder, size=C.SYNTHETIC_SIZES[name])
     dataset, problems = read_release(folder, name)
     if problems and on_bad_lines == "error":
-        raise DataError(problems, fix=f"Fix or remove these lines, or load with "
-                                      f"on_bad_lines='skip' to drop them "
-                                      f"({len(problems):,} problems in all).")
+        raise DataError(problems, fix=f"Fix or remove these lines, or skip them "
+                                      f"(--skip-bad-lines on the command line, "
+                                      f"on_bad_lines='skip' in Python); "
+                                      f"{len(problems):,} problems in all.")
     for report in dataset.reports.values():
         if report.skipped:
             log.warning("skipped lines: %s", report)
+    if len(dataset.ratings) == 0:
+        raise DataError(f"{C.shown(folder)}: no ratings left to load",
+                        fix="Every rating line was bad or the file is empty; see the "
+                            "problems above, or `python -m lib data validate`.")
+    for difference in count_differences(dataset):
+        log.warning(difference)
     return dataset
 
 
+def count_differences(dataset: Dataset) -> list[str]:
+    """How the dataset's counts differ from the release's published ones (empty when they
+    agree, or when nothing is published, as for the synthetic data)."""
+    published = C.release_info(dataset.name).get("counts")
+    if not published:
+        return []
+    counts = dataset.counts()
+    found = [f"{counts[k]:,} {k} where {dataset.name} has {v:,}"
+             for k, v in published.items() if k in counts and counts[k] != v]
+    if not found:
+        return []
+    note = (" (ml-latest-small changes between snapshots)"
+            if dataset.name == "ml-latest-small" else "; is it the complete release?")
+    return [f"{C.shown(dataset.path)}: {'; '.join(found)} (published by GroupLens){note}"]
+
+
 def is_present(name: str, data_dir: Path | str | None = None) -> bool:
-    """True if ``data_dir/<name>/`` holds the release's files (not that they are valid)."""
+    """True if the release's files are in `data_dir` (`release_folder`; not that they
+    are valid)."""
     info = C.release_info(name)
-    folder = Path(data_dir or C.DATA_DIR) / name
+    folder = release_folder(name, data_dir)
     return all((folder / info[k]).is_file() for k in ("ratings", "movies", "users")
                if info[k])
 
 
-def resolve_dataset(name: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
-                    download: bool = True) -> str:
-    """Turn ``"auto"`` into a dataset name; any other name is returned as it is.
+def releases_in(data_dir: Path | str) -> list[str]:
+    """The releases whose files are in `data_dir` (as sub-folders, or the folder itself)."""
+    return [name for name in C.RELEASES if is_present(name, data_dir)]
 
-    ``auto`` is MovieLens 1M from ``data_dir/ml-1m`` if present, else downloaded; if the
-    download fails, the built-in synthetic dataset of ML-1M's size, with a warning that
-    the results are synthetic.
+
+def resolve_dataset(name: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
+                    download: bool = True) -> tuple[str, Path | None]:
+    """Turn ``"auto"`` into a dataset name, and say where to load it from.
+
+    ``auto`` is MovieLens 1M when present in `data_dir`, else downloaded (with `download`).
+    Failing that, when the user named a `data_dir` holding other releases, it stops and
+    names them rather than ignore them; otherwise it is the built-in synthetic dataset of
+    ML-1M's size, written under the project's ``data/`` (never into a folder of the
+    user's), with a warning that the results are synthetic.
+
+    Returns:
+        ``(name, data_dir)``: the dataset and the folder to pass to `load_dataset`
+        (None: the project's ``data/``).
+
+    Raises:
+        DataError: `data_dir` holds releases but not ML-1M (the message names them).
+        ValueError: an unknown dataset name.
     """
     if name != "auto":
         C.release_info(name)  # raises on an unknown name
-        return name
+        return name, data_dir
     if is_present("ml-1m", data_dir):
-        return "ml-1m"
+        return "ml-1m", data_dir
     if download:
         from lib.download import download as fetch
         try:
             fetch("ml-1m", data_dir, progress=False)
-            return "ml-1m"
+            return "ml-1m", data_dir
         except DownloadError as exc:
             log.warning("MovieLens 1M is not in %s and could not be downloaded (%s)",
-                        Path(data_dir or C.DATA_DIR) / "ml-1m", str(exc).splitlines()[0])
+                        C.shown(release_folder("ml-1m", data_dir)),
+                        str(exc).splitlines()[0])
+    if data_dir is not None and Path(data_dir).resolve() != C.DATA_DIR.resolve():
+        others = releases_in(data_dir)
+        if others:
+            raise DataError(f"no MovieLens 1M in {data_dir}, but found "
+                            f"{', '.join(others)} there: pass --dataset {others[0]} (or "
+                            f"another of them) to use it")
     log.warning("USING SYNTHETIC DATA: results below are not MovieLens results")
-    return "synthetic"
+    return "synthetic", None
 
 
 def genre_matrix(movies: pd.DataFrame, genres: list[str]) -> np.ndarray:

@@ -45,3 +45,8 @@ class ArtifactError(RuntimeError):
 
 class PipelineError(RuntimeError):
     """A notebook failed; the message names the notebook, the cell and the error."""
+
+
+class UsageError(ValueError):
+    """A parameter value that cannot work (k above the catalogue, a folder that cannot be
+    written); the message names the parameter, what is allowed and what to do."""

@@ -82,11 +82,19 @@ def split_from_files(folder: Path | str) -> Split:
         path = folder / f"{name}.csv"
         if not path.is_file():
             raise DataError(f"{path}: missing; a split folder needs train.csv and test.csv")
-        frame = pd.read_csv(path)
+        try:
+            frame = pd.read_csv(path)
+        except (ValueError, UnicodeDecodeError) as exc:  # pandas' ParserError is one
+            raise DataError(f"{path}: not a readable CSV file ({str(exc).strip()})") from None
         missing = [c for c in C.RATING_COLUMNS if c not in frame.columns]
         if missing:
             raise DataError(f"{path} line 1: header lacks {', '.join(missing)}; expected "
                             f"{','.join(C.RATING_COLUMNS)}")
+        bad = frame[C.RATING_COLUMNS].apply(pd.to_numeric, errors="coerce").isna().any(axis=1)
+        if bad.any():
+            line = int(np.flatnonzero(bad.to_numpy())[0]) + 2
+            raise DataError(f"{path} line {line}: {bad.sum():,} rows with a missing or "
+                            f"non-numeric {', '.join(C.RATING_COLUMNS)}")
         parts[name] = frame[C.RATING_COLUMNS].astype(
             {C.USER_COL: "int32", C.MOVIE_COL: "int32", C.RATING_COL: "float32"})
     both = parts["train"].merge(parts["test"], on=[C.USER_COL, C.MOVIE_COL])
@@ -94,6 +102,25 @@ def split_from_files(folder: Path | str) -> Split:
         raise DataError(f"{folder}: {len(both):,} (user, movie) pairs are in both train.csv "
                         f"and test.csv, e.g. user {both.iloc[0, 0]} movie {both.iloc[0, 1]}")
     return Split(parts["train"], parts["test"], f"files {folder.name}")
+
+
+def check_split_ids(split: Split, ids, folder: Path | str, dataset: str) -> None:
+    """Refuse a split read from files whose users or movies the release does not have
+    (before anything is trained on it).
+
+    Raises:
+        DataError: names the file, the first line and how many rows are affected.
+    """
+    for name, frame in (("train", split.train), ("test", split.test)):
+        for col, known in ((C.USER_COL, ids.user_ids(np.arange(ids.n_users))),
+                           (C.MOVIE_COL, ids.movie_ids(np.arange(ids.n_movies)))):
+            bad = ~frame[col].isin(known).to_numpy()
+            if bad.any():
+                first = int(np.flatnonzero(bad)[0])
+                raise DataError(
+                    f"{Path(folder) / f'{name}.csv'} line {first + 2}: {col} "
+                    f"{frame[col].iloc[first]} is not in {dataset} ({bad.sum():,} rows "
+                    f"like it); was the split made on another release?")
 
 
 def make_split(ratings: pd.DataFrame, method: str = "per-item", *, ratio: float = 0.75,

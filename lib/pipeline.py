@@ -58,8 +58,8 @@ def open_dataset(dataset: str = C.DEFAULT_DATASET, data_dir: Path | str | None =
         The loaded `data.Dataset` (its ``name`` is the resolved name).
     """
     from lib import data
-    name = data.resolve_dataset(dataset, data_dir or None)
-    ds = data.load_dataset(name, data_dir or None)
+    name, folder = data.resolve_dataset(dataset, data_dir or None)
+    ds = data.load_dataset(name, folder)
     banner(ds)
     return ds
 
@@ -119,7 +119,7 @@ def run(dataset: str = C.DEFAULT_DATASET, data_dir: Path | str | None = None, *,
     from lib.data import resolve_dataset
 
     params = dict(parameters or {})
-    name = resolve_dataset(dataset, data_dir)
+    name, data_dir = resolve_dataset(dataset, data_dir)
     params["DATASET"] = name
     if data_dir is not None:
         params["DATA_DIR"] = str(data_dir)

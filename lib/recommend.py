@@ -95,8 +95,9 @@ class Engine:
     @classmethod
     def load(cls, dataset, root: Path | str | None = None) -> Engine:
         """From the models saved for `dataset` (``models/<dataset>/``, or under `root`),
-        checked against its files; every rating of `dataset` counts as already seen.
-        Reads numpy arrays only: no TensorFlow.
+        checked against its files; every rating of `dataset` counts as already seen (saved
+        with the models, valid because the ratings file's checksum matches). Reads numpy
+        arrays only: no TensorFlow. `dataset` may be a `data.Catalogue`.
 
         Raises:
             ArtifactError: no models, incomplete ones, or models trained on other data.
@@ -104,8 +105,7 @@ class Engine:
         from lib import artifacts
         t = artifacts.load_tables(dataset, root)
         engine = cls(t["user_vectors"], t["movie_vectors"], t["movie_bias"], t["ids"],
-                     dataset.movies, ev.interactions(dataset.ratings, t["ids"]),
-                     t["stage1_movies"], t["stage1_genres"])
+                     dataset.movies, t["seen"], t["stage1_movies"], t["stage1_genres"])
         engine.manifest = t["manifest"]
         return engine
 
@@ -161,7 +161,8 @@ class Engine:
         table, bias = self._table()
         scores = table @ user_vector + bias
         scores[exclude_rows] = -np.inf
-        top = ev.top_k(scores[None, :], k)[0]  # -1 pads past the unrated movies
+        # At most the whole catalogue: k is a length here, never an allocation.
+        top = ev.top_k(scores[None, :], min(k, len(scores)))[0]  # -1 past the unrated
         top = top[top >= 0]
         return self._frame(top, scores[top])
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from lib import atomic
 from lib import config as C
 from lib import evaluation as ev
 from lib import models as M
@@ -226,8 +227,38 @@ def write_recs(recs: np.ndarray, users: np.ndarray, scores_fn, ids: IdMap, path:
     frame = pd.DataFrame({C.USER_COL: ids.user_ids(users[rows]),
                           C.MOVIE_COL: ids.movie_ids(recs[rows, ranks]), "rank": ranks + 1,
                           "score": np.round(score[rows, ranks], 6)})
-    frame.to_csv(path, index=False)
+    with atomic.replacing(path) as tmp:
+        frame.to_csv(tmp, index=False)
     return path
+
+
+def write_evaluation(out: Path, dataset: Dataset, split: ev.Split, table: pd.DataFrame,
+                     recs: dict, users: np.ndarray, scorers: dict, ids: IdMap,
+                     k: int) -> list[Path]:
+    """What `python -m lib evaluate` leaves for others to re-score: ``metrics.json``
+    (measured results, and apart from them the published ones where they apply), each
+    model's lists as ``recs_<model>.csv``, and the split as ``train.csv`` / ``test.csv``
+    (the format ``--split-dir`` reads). Every file is written atomically."""
+    import json
+    out = Path(out)
+    written = []
+    for model, top in recs.items():
+        slug = model.split(" (")[0].replace(" ", "_")
+        written.append(write_recs(top, users, scorers[model], ids, out / f"recs_{slug}.csv"))
+    for name, frame in (("train", split.train), ("test", split.test)):
+        with atomic.replacing(out / f"{name}.csv") as tmp:
+            frame[C.RATING_COLUMNS].to_csv(tmp, index=False)
+        written.append(out / f"{name}.csv")
+    report = {"dataset": dataset.name, "split": split.method, "k": k,
+              "synthetic": dataset.synthetic, "train_ratings": len(split.train),
+              "test_ratings": len(split.test),
+              "measured": json.loads(table.to_json(orient="index"))}
+    if dataset.name == "ml-100k" and k == 10 and split.method == "per-item 0.75 seed 42":
+        report["published"] = C.PUBLISHED_ML100K
+        report["published_source"] = ("Microsoft Recommenders benchmark on ML-100K "
+                                      "(75/25 per item, seed 42, k = 10)")
+    atomic.write_text(out / "metrics.json", json.dumps(report, indent=2))
+    return [out / "metrics.json", *written]
 
 
 # --- questions the notebooks ask of a trained stage 2 -------------------------------

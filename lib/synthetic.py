@@ -270,8 +270,10 @@ def write_synthetic(out: Path | str, size: str = "ml-1m", *, scale: float = 1.0,
         The folder written.
     """
     out = Path(out)
+    if not scale > 0:
+        raise ValueError(f"scale must be above 0, got {scale}")
+    data = generate(size, scale=scale, seed=seed)  # before any folder is made
     out.mkdir(parents=True, exist_ok=True)
-    data = generate(size, scale=scale, seed=seed)
     parts = {"movies.dat": _dat(data["movies"]), "users.dat": _dat(data["users"]),
              "ratings.dat": _dat(data["ratings"])}
     for name, payload in parts.items():

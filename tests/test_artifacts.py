@@ -73,7 +73,7 @@ def test_manifest_records_what_made_the_models(ds, tmp_path):
     assert set(manifest["data"]) == {"ratings.dat", "movies.dat", "users.dat"}
     assert all(len(v) == 64 for v in manifest["data"].values())  # sha256 hex
     assert set(manifest["files"]) == {"ranking.keras", "rating.keras", "embeddings.npz",
-                                      "ids.json"}
+                                      "seen.npz", "ids.json"}
     line = artifacts.summary(manifest)
     assert line.startswith("models: synthetic-tiny stage2; init stage1; seed 1")
     assert "ndcg@10 0.2500" in line and "\n" not in line

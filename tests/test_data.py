@@ -201,11 +201,12 @@ def test_auto_prefers_ml1m_then_falls_back_to_synthetic(ml1m_dir, tmp_path, monk
                                                         caplog):
     from lib import download
     from lib.data import resolve_dataset
-    assert resolve_dataset("auto", ml1m_dir) == "ml-1m"
+    assert resolve_dataset("auto", ml1m_dir) == ("ml-1m", ml1m_dir)
     monkeypatch.setattr(download, "release_urls", lambda name: ["http://127.0.0.1:9/x.zip"])
     empty = tmp_path / "empty"
-    assert resolve_dataset("auto", empty) == "synthetic"
+    # Synthetic data goes to the project's data/, never into the user's folder.
+    assert resolve_dataset("auto", empty) == ("synthetic", None)
     assert "USING SYNTHETIC DATA" in caplog.text
-    assert resolve_dataset("ml-100k", empty) == "ml-100k"
+    assert resolve_dataset("ml-100k", empty) == ("ml-100k", empty)
     with pytest.raises(ValueError, match="unknown dataset 'ml-2m'"):
         resolve_dataset("ml-2m", empty)

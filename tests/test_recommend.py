@@ -180,7 +180,13 @@ def test_evaluate_command_writes_metrics_and_recs(tmp_path):
 
     import pandas as pd
     report = json.loads((out / "metrics.json").read_text())
-    assert set(report["metrics"]) >= {"stage 2 (ours)", "EASE", "most popular", "mean + biases"}
+    assert set(report["measured"]) == {"stage 2 (ours)", "EASE", "most popular",
+                                       "mean + biases"}
+    assert "published" not in report  # only for ML-100K's benchmark split, and apart
+    # The split it scored, in the format --split-dir reads back.
+    again = ev.split_from_files(out)
+    assert len(again.train) == report["train_ratings"] and len(again.test) == \
+        report["test_ratings"]
     recs = pd.read_csv(out / "recs_stage_2.csv")
     assert list(recs.columns) == ["user_id", "movie_id", "rank", "score"]
     assert recs["rank"].between(1, 5).all()
