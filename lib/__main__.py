@@ -82,10 +82,15 @@ def _load(args, *, download: bool = True, generate: bool = True):
                         on_bad_lines="skip" if args.skip_bad_lines else "error")
 
 
-def _check_k(k: int, most: int, dataset: str, what: str = "movies") -> None:
-    if k > most:
-        raise UsageError(f"--k {k:,} is more than the {most:,} {what} of {dataset}: "
+def _check_k(args, most: int, dataset: str, what: str = "movies") -> int:
+    """The k to use: the user's, if the catalogue has that many; the default, cut to the
+    catalogue."""
+    if args.k is None:
+        return min(C.DEFAULT_K, most)
+    if args.k > most:
+        raise UsageError(f"--k {args.k:,} is more than the {most:,} {what} of {dataset}: "
                          f"choose 1 to {most:,}")
+    return args.k
 
 
 def _options(args, *names: str) -> str:
@@ -178,7 +183,7 @@ def _evaluate(args) -> int:
     out = Path(args.out)
     _writable(out, "choose another folder with --out")
     ds = _load(args)
-    _check_k(args.k, len(ds.movies), ds.name)
+    k = _check_k(args, len(ds.movies), ds.name)
     from lib import evaluation
     from lib.ids import IdMap
     ids = IdMap.from_dataset(ds)
@@ -189,15 +194,14 @@ def _evaluate(args) -> int:
     from lib import stages
     s1 = stages.run_stage1(ds, ids, seed=args.seed)
     table, recs, users, scorers = stages.evaluate_all(ds, ids, split, s1.movie_vectors,
-                                                      k=args.k, seed=args.seed)
-    written = stages.write_evaluation(out, ds, split, table, recs, users, scorers, ids,
-                                      args.k)
-    cols = [c for c in (f"ndcg@{args.k}", f"precision@{args.k}", f"recall@{args.k}",
-                        f"map@{args.k}", f"hit_rate@{args.k}", f"coverage@{args.k}", "rmse",
-                        "mae", "train seconds") if c in table.columns]
+                                                      k=k, seed=args.seed)
+    written = stages.write_evaluation(out, ds, split, table, recs, users, scorers, ids, k)
+    cols = [c for c in (f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}",
+                        f"hit_rate@{k}", f"coverage@{k}", "rmse", "mae", "train seconds")
+            if c in table.columns]
     import pandas as pd
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(f"{ds.name}, split {split.method}, k = {args.k}")
+        print(f"{ds.name}, split {split.method}, k = {k}")
         print(table[cols].round(4).to_string(na_rep=""))
     print("written: " + ", ".join(C.shown(p) for p in written))
     return 0
@@ -212,9 +216,9 @@ def _recommend(args) -> int:
                         on_bad_lines="skip" if args.skip_bad_lines else "error")
     titles = ds.movies.set_index(C.MOVIE_COL)[C.TITLE_COL]
     if args.similar is not None:
-        _check_k(args.k, len(ds.movies) - 1, ds.name, "other movies")
+        k = _check_k(args, len(ds.movies) - 1, ds.name, "other movies")
     else:
-        _check_k(args.k, len(ds.movies), ds.name)
+        k = _check_k(args, len(ds.movies), ds.name)
     liked = None
     if args.liked is not None:
         liked = list(dict.fromkeys(args.liked))
@@ -232,13 +236,13 @@ def _recommend(args) -> int:
         hint = _options(args, "data-dir")
         raise ArtifactError(f"{exc}" + (f" (with {hint})" if hint else "")) from None
     if args.user is not None:
-        frame = engine.recommend(args.user, args.k)
-        heading = f"top {args.k} for user {args.user}"
+        frame = engine.recommend(args.user, k)
+        heading = f"top {k} for user {args.user}"
     elif args.similar is not None:
-        frame = engine.similar(args.similar, args.k)
+        frame = engine.similar(args.similar, k)
         heading = f"movies like {args.similar} {titles.get(args.similar, '')}"
     else:
-        frame = engine.new_user(liked, args.k)
+        frame = engine.new_user(liked, k)
         heading = "for a new user who liked " + "; ".join(
             f"{m} {titles[m]}" for m in liked)
     print(artifacts.summary(engine.manifest))
@@ -311,7 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_options(p)
     p.add_argument("--split", default="per-item", choices=["per-item", "per-user", "last"])
     p.add_argument("--split-dir", type=Path, help="a folder with train.csv and test.csv")
-    p.add_argument("--k", type=_k, default=C.DEFAULT_K)
+    p.add_argument("--k", type=_k, help=f"cut-off of the metrics (default {C.DEFAULT_K})")
     p.add_argument("--seed", type=int, default=C.SEED)
     p.add_argument("--out", type=Path, required=True,
                    help="folder for metrics.json, recs_<model>.csv and the split")
@@ -326,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="movies like this one")
     who.add_argument("--liked", type=_id_list, metavar="ID,ID,...",
                      help="a new user: comma-separated movie ids they like")
-    p.add_argument("--k", type=_k, default=C.DEFAULT_K, help="how many (at least 1)")
+    p.add_argument("--k", type=_k, help=f"how many (default {C.DEFAULT_K})")
     p.set_defaults(func=_recommend)
 
     p = sub.add_parser("bench", help="benchmark: print a table, write JSON")

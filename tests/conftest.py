@@ -52,3 +52,55 @@ def ml1m_dir(tmp_path) -> Path:
     """A parent data folder holding a valid tiny `ml-1m/`."""
     write_ml1m(tmp_path / "ml-1m")
     return tmp_path
+
+
+ML100K_ITEMS = [
+    "1|Toy Story (1995)|01-Jan-1995||http://x|" + "|".join("0001110000000000000"),
+    "2|GoldenEye (1995)|01-Jan-1995||http://x|" + "|".join("0110000000000000100"),
+]
+ML100K_USERS = ["1|24|M|technician|85711", "2|53|F|other|94043"]
+ML100K_RATINGS = ["1\t1\t5\t874965758", "2\t2\t3\t876893171", "2\t1\t4\t876893119"]
+LATEST_MOVIES = ["movieId,title,genres", "1,Toy Story (1995),Adventure|Animation|Comedy",
+                 '2,"American President, The (1995)",Comedy|Drama|Romance']
+LATEST_RATINGS = ["userId,movieId,rating,timestamp", "1,1,4.5,964982703",
+                  "1,2,0.5,964981247", "2,1,3.0,964982224"]
+
+
+def write_ml100k(folder: Path) -> Path:
+    write_lines(folder / "u.item", ML100K_ITEMS)
+    write_lines(folder / "u.user", ML100K_USERS)
+    write_lines(folder / "u.data", ML100K_RATINGS)
+    return folder
+
+
+def write_latest(folder: Path) -> Path:
+    write_lines(folder / "movies.csv", LATEST_MOVIES, encoding="utf-8")
+    write_lines(folder / "ratings.csv", LATEST_RATINGS, encoding="utf-8")
+    return folder
+
+
+def save_untrained_models(dataset, root: Path, seed: int = 1):
+    """Stage 1 and stage 2 models built (not trained) and saved as the notebooks save them:
+    for tests of files and answers, where the weights do not matter."""
+    import pandas as pd
+
+    from lib import artifacts, stages
+    from lib import models as M
+    from lib.ids import IdMap
+    ids = IdMap.from_dataset(dataset)
+    model = M.build_movie_genre_model(ids.n_movies, ids.n_genres, 8, seed=seed)
+    s1 = stages.Stage1(model, M.embeddings(model, "movie_embedding"),
+                       M.embeddings(model, "genre_embedding"), pd.DataFrame(),
+                       {"precision": 0.5}, 0.0, {"dim": 8, "seed": seed})
+    artifacts.save_stage1(s1, ids, dataset, root)
+    ranking = M.build_ranking_model(ids.n_users, ids.n_movies, 8, movie_init=s1.movie_vectors,
+                                    init="stage1", seed=seed)
+    rating = M.build_rating_model(ids.n_users, ids.n_movies, 8, global_mean=3.5,
+                                  movie_init=s1.movie_vectors, seed=seed)
+    settings = {"init": "stage1", "dim": 8, "seed": seed, "k": 10,
+                "stage1_vectors": artifacts.vectors_sha256(s1.movie_vectors)}
+    s2 = stages.Stage2(ranking, rating, pd.DataFrame(), pd.DataFrame(), {}, None, "stage1",
+                       {}, settings)
+    artifacts.save_stage2(s2, ids, dataset, split="per-item 0.75 seed 1",
+                          metrics={"ndcg@10": 0.25}, root=root)
+    return ids, s1, s2

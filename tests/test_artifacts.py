@@ -10,6 +10,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import save_untrained_models
 
 from lib import artifacts, stages
 from lib import evaluation as ev
@@ -41,25 +42,8 @@ def _stage1(ds, ids, seed=1):
                          {"precision": 0.5}, 0.0, {"dim": 8, "seed": seed})
 
 
-def _stage2(ds, ids, movie_vectors):
-    ranking = M.build_ranking_model(ids.n_users, ids.n_movies, 8, movie_init=movie_vectors,
-                                    init="stage1", seed=1)
-    rating = M.build_rating_model(ids.n_users, ids.n_movies, 8, global_mean=3.5,
-                                  movie_init=movie_vectors, seed=1)
-    settings = {"init": "stage1", "dim": 8, "seed": 1, "k": 10,
-                "stage1_vectors": artifacts.vectors_sha256(movie_vectors)}
-    return stages.Stage2(ranking, rating, pd.DataFrame(), pd.DataFrame(), {}, None,
-                         "stage1", {}, settings)
-
-
 def _save_both(ds, root):
-    ids = IdMap.from_dataset(ds)
-    s1 = _stage1(ds, ids)
-    artifacts.save_stage1(s1, ids, ds, root)
-    s2 = _stage2(ds, ids, s1.movie_vectors)
-    artifacts.save_stage2(s2, ids, ds, split="per-item 0.75 seed 1",
-                          metrics={"ndcg@10": 0.25}, root=root)
-    return ids, s1, s2
+    return save_untrained_models(ds, root)
 
 
 def test_manifest_records_what_made_the_models(ds, tmp_path):
