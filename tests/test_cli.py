@@ -14,8 +14,15 @@ import re
 from pathlib import Path
 
 import pytest
-from conftest import (ML1M_MOVIES, ML1M_RATINGS, save_untrained_models, write_latest,
-                      write_lines, write_ml1m, write_ml100k)
+from conftest import (
+    ML1M_MOVIES,
+    ML1M_RATINGS,
+    save_untrained_models,
+    write_latest,
+    write_lines,
+    write_ml1m,
+    write_ml100k,
+)
 
 from lib import config as C
 from lib import stages
