@@ -54,12 +54,12 @@ def _scale(text: str) -> float:
 def _id_list(text: str) -> list[int]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
-        raise argparse.ArgumentTypeError("give at least one movie id, e.g. 260,1196,2571")
+        raise argparse.ArgumentTypeError("give at least one movie id")
     for part in parts:
         if not (part.isascii() and part.isdigit()):
             raise argparse.ArgumentTypeError(
-                f"{part!r} is not a movie id (a whole number); give ids separated by "
-                f"commas, e.g. 260,1196,2571")
+                f"{part!r} is not a movie id (a whole number); give the ids of the "
+                f"dataset's movies separated by commas")
     return [int(p) for p in parts]
 
 
@@ -93,16 +93,6 @@ def _check_k(args, most: int, dataset: str, what: str = "movies") -> int:
     return args.k
 
 
-def _options(args, *names: str) -> str:
-    """The user's own options, to repeat in a hint."""
-    parts = []
-    for name in names:
-        value = getattr(args, name.replace("-", "_"), None)
-        if value not in (None, False):
-            parts.append(f"--{name} {value}")
-    return " ".join(parts)
-
-
 # --- commands -------------------------------------------------------------------------
 
 def _data_synthetic(args) -> int:
@@ -124,23 +114,28 @@ def _data_validate(args) -> int:
         print(report)
     for key, value in dataset.counts().items():
         print(f"{key:>14}: {value:,}")
+    for problem in problems[:args.max_problems]:
+        print(problem, file=sys.stderr)
+    if len(problems) > args.max_problems:
+        print(f"... and {len(problems) - args.max_problems:,} more", file=sys.stderr)
     differences = count_differences(dataset)
     for difference in differences:
         print(f"{'error' if args.strict else 'warning'}: {difference}", file=sys.stderr)
     if problems:
-        for problem in problems[:args.max_problems]:
-            print(problem, file=sys.stderr)
-        if len(problems) > args.max_problems:
-            print(f"... and {len(problems) - args.max_problems:,} more", file=sys.stderr)
         kinds = Counter(p.kind for p in problems)
-        print(f"{C.shown(folder)}: {len(problems):,} problems: " +
+        print(f"{C.shown(folder)}: {_many(len(problems), 'problem')}: " +
               ", ".join(f"{n:,} {k}" for k, n in kinds.most_common()), file=sys.stderr)
         return 1
-    if differences and args.strict:
-        return 1
-    print(f"{C.shown(folder)}: OK" + (" (counts differ from the published ones)"
-                                      if differences else ""))
+    if differences:
+        print(f"{C.shown(folder)}: no bad lines, but its counts are not the published "
+              f"ones (see above{'' if args.strict else '; --strict makes that an error'})")
+        return 1 if args.strict else 0
+    print(f"{C.shown(folder)}: OK")
     return 0
+
+
+def _many(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def _data_download(args) -> int:
@@ -230,14 +225,13 @@ def _recommend(args) -> int:
         if unknown:
             raise UnknownIdError(f"--liked: unknown movie id{'s' * (len(unknown) > 1)} "
                                  f"{', '.join(map(str, unknown[:5]))} in {ds.name}")
-    try:
-        engine = Engine.load(ds)
-    except ArtifactError as exc:
-        hint = _options(args, "data-dir")
-        raise ArtifactError(f"{exc}" + (f" (with {hint})" if hint else "")) from None
+    engine = Engine.load(ds)
     if args.user is not None:
         frame = engine.recommend(args.user, k)
         heading = f"top {k} for user {args.user}"
+        if len(frame) < k:
+            heading = (f"all {_many(len(frame), 'movie')} user {args.user} has not rated, "
+                       f"best first (asked for {k:,})")
     elif args.similar is not None:
         frame = engine.similar(args.similar, k)
         heading = f"movies like {args.similar} {titles.get(args.similar, '')}"
@@ -260,8 +254,8 @@ def _bench(args) -> int:
 
 # --- the parser -----------------------------------------------------------------------
 
-def _data_options(p, *, default_dir: bool = False) -> None:
-    p.add_argument("--data-dir", type=Path, default=C.DATA_DIR if default_dir else None,
+def _data_options(p) -> None:
+    p.add_argument("--data-dir", type=Path,
                    help="the folder holding one folder per release, or the release "
                         "folder itself (default data/, or DATA_DIR)")
     p.add_argument("--skip-bad-lines", action="store_true",

@@ -66,10 +66,16 @@ def projection_dir(dataset: str, root: Path | str | None = None) -> Path:
     return dataset_dir(dataset, root) / PROJECTIONS
 
 
-def rerun_hint(dataset: str, stage: str) -> str:
-    """The command that writes `stage` for `dataset` again."""
+def rerun_hint(dataset, stage: str) -> str:
+    """The command that writes `stage` again for `dataset` (a name, or a loaded dataset,
+    whose folder is repeated as ``--data-dir`` when it is not the default one)."""
+    name = getattr(dataset, "name", dataset)
     only = " ".join(f"--only {n}" for n in ("02", "03")[:STAGES.index(stage) + 1])
-    return f"`python -m lib run --dataset {dataset} {only}` (notebook {_WRITER[stage]})"
+    where = ""
+    path = getattr(dataset, "path", None)
+    if path is not None and Path(path).resolve() != (C.DATA_DIR / name).resolve():
+        where = f" --data-dir {path}"
+    return f"`python -m lib run --dataset {name}{where} {only}` (notebook {_WRITER[stage]})"
 
 
 # --- checksums and manifests --------------------------------------------------------
@@ -97,15 +103,15 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def read_manifest(dataset: str, stage: str, root: Path | str | None = None) -> dict:
-    """The manifest of a saved stage.
+def read_manifest(dataset, stage: str, root: Path | str | None = None) -> dict:
+    """The manifest of a saved stage of `dataset` (a name or a loaded dataset).
 
     Raises:
         ArtifactError: the stage was never saved (or its save was interrupted).
     """
-    path = stage_dir(dataset, stage, root) / MANIFEST
+    path = stage_dir(getattr(dataset, "name", dataset), stage, root) / MANIFEST
     if not path.is_file():
-        raise ArtifactError(f"no {stage} models for {dataset} in "
+        raise ArtifactError(f"no {stage} models for {getattr(dataset, 'name', dataset)} in "
                             f"{C.shown(path.parent)}: train them with "
                             f"{rerun_hint(dataset, stage)}")
     return json.loads(path.read_text(encoding="utf-8"))
@@ -120,14 +126,14 @@ def check(manifest: dict, dataset) -> None:
     stage, name = manifest["stage"], manifest["dataset"]
     if name != dataset.name:
         raise ArtifactError(f"these {stage} models were trained on {name}, not "
-                            f"{dataset.name}: train them with {rerun_hint(dataset.name, stage)}")
+                            f"{dataset.name}: train them with {rerun_hint(dataset, stage)}")
     now = data_fingerprint(dataset)
     for file, digest in manifest["data"].items():
         if now.get(file) != digest:
             raise ArtifactError(
                 f"{C.shown(Path(dataset.path) / file)} has changed since the {stage} models "
                 f"were trained (sha256 {digest[:12]}, now {str(now.get(file))[:12]}): "
-                f"retrain them with {rerun_hint(dataset.name, stage)}")
+                f"retrain them with {rerun_hint(dataset, stage)}")
 
 
 def _verify_files(folder: Path, manifest: dict) -> None:
@@ -195,7 +201,7 @@ def _save(dataset, stage: str, root, write, *, settings: dict, seed: int,
 
 
 def _open(dataset, stage: str, root) -> tuple[Path, dict]:
-    manifest = read_manifest(dataset.name, stage, root)
+    manifest = read_manifest(dataset, stage, root)
     folder = stage_dir(dataset.name, stage, root)
     check(manifest, dataset)
     _verify_files(folder, manifest)
@@ -316,7 +322,7 @@ def load_tables(dataset, root: Path | str | None = None) -> dict:
         if _stage1_vectors_digest(dataset.name, root) != recorded:
             raise ArtifactError(f"{C.shown(s1)} is not the stage 1 that stage 2 started "
                                 f"from (stage 1 was retrained after it): retrain stage 2 with "
-                                f"{rerun_hint(dataset.name, 'stage2')}")
+                                f"{rerun_hint(dataset, 'stage2')}")
         with np.load(s1) as npz:
             tables["stage1_movies"] = npz["movie_vectors"]
             tables["stage1_genres"] = npz["genre_vectors"]

@@ -190,10 +190,15 @@ def _read_slow(path: Path, raw: bytes, spec: _Table) -> tuple[pd.DataFrame, list
             continue
         try:
             fields = next(csv.reader([line])) if spec.quoted else line.split(spec.sep)
-        except csv.Error as exc:
-            kind = "stray carriage return" if "\r" in line else "bad quoting"
-            problems.append(Problem(path, number, kind,
-                                    f"{exc}; remove the character or quote the field"))
+        except csv.Error:
+            if "\r" in line:
+                problems.append(Problem(path, number, "stray carriage return",
+                                        "a carriage return (\\r) inside the line; remove it "
+                                        "or put the field in double quotes"))
+            else:
+                problems.append(Problem(path, number, "bad quoting",
+                                        "a double quote that does not close; fix the "
+                                        "field's quotes"))
             continue
         if len(fields) != n:
             problems.append(Problem(path, number, "wrong field count",

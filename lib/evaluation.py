@@ -119,8 +119,9 @@ def check_split_ids(split: Split, ids, folder: Path | str, dataset: str) -> None
                 first = int(np.flatnonzero(bad)[0])
                 raise DataError(
                     f"{Path(folder) / f'{name}.csv'} line {first + 2}: {col} "
-                    f"{frame[col].iloc[first]} is not in {dataset} ({bad.sum():,} rows "
-                    f"like it); was the split made on another release?")
+                    f"{frame[col].iloc[first]} is not in {dataset} ({bad.sum():,} "
+                    f"row{'' if bad.sum() == 1 else 's'} like it); was the split made on "
+                    f"another release?")
 
 
 def make_split(ratings: pd.DataFrame, method: str = "per-item", *, ratio: float = 0.75,

@@ -88,7 +88,9 @@ def test_models_refuse_a_changed_ratings_file(ds, tmp_path):
             load()
         message = str(info.value)
         assert "ratings.dat has changed since the stage" in message
-        assert "python -m lib run --dataset synthetic-tiny --only 02" in message
+        # The hint repeats where the data is, as the user gave it.
+        assert f"python -m lib run --dataset synthetic-tiny --data-dir {changed.path} " \
+               f"--only 02" in message
         assert "\n" not in message  # one sentence
 
 
@@ -130,7 +132,8 @@ def test_looking_for_models_writes_nothing(ds, tmp_path):
     with pytest.raises(ArtifactError) as info:
         Engine.load(ds, root)
     assert "no stage2 models for synthetic-tiny" in str(info.value)
-    assert "python -m lib run --dataset synthetic-tiny --only 02 --only 03" in str(info.value)
+    assert f"python -m lib run --dataset synthetic-tiny --data-dir {ds.path} --only 02 " \
+           f"--only 03" in str(info.value)
     assert not root.exists()
 
 

@@ -139,6 +139,12 @@ def test_liked_movies_given_twice_count_once_and_are_named(world, capsys):
     assert out.startswith("models: ml-1m stage2")  # which models answered
 
 
+def test_asking_for_more_than_a_user_has_not_rated_says_so(world, capsys):
+    got, out, err = _run(_fill(f"{RECOMMEND} --user 1 --k 4", world), capsys)
+    assert got == 0, err  # user 1 rated 3 of the 4 movies
+    assert "ml-1m: all 1 movie user 1 has not rated, best first (asked for 4)" in out
+
+
 def test_a_huge_k_within_the_engine_allocates_nothing(world):
     from lib.recommend import Engine
     engine = Engine.load(load_dataset("ml-1m", world / "data"), world / "models")
@@ -185,8 +191,9 @@ def test_the_release_folder_itself_is_accepted_as_data_dir(world, capsys):
     got, out, err = _run(["data", "validate", "--dataset", "ml-100k", "--data-dir",
                           str(folder)], capsys)
     assert got == 0, err
-    assert "ratings: 3" in out and out.rstrip().endswith("OK (counts differ from the "
-                                                         "published ones)")
+    assert "ratings: 3" in out
+    assert out.rstrip().endswith("no bad lines, but its counts are not the published ones "
+                                 "(see above; --strict makes that an error)")
 
 
 def test_counts_unlike_the_published_ones_warn_and_fail_with_strict(world, capsys):
@@ -225,7 +232,9 @@ def test_a_stray_carriage_return_in_a_csv_line_is_a_bad_line(world, capsys):
                                         b'2,"American President, The (1995)",Drama\n')
     got, _, err = _run(["data", "validate", "--dataset", "ml-latest-small", "--data-dir",
                         str(folder.parent)], capsys)
-    assert got == 1 and "movies.csv line 2: stray carriage return" in err
+    assert got == 1 and "movies.csv line 2: stray carriage return: a carriage return (\\r) " \
+        "inside the line" in err
+    assert err.splitlines()[0].startswith(str(folder / "movies.csv"))  # the cause comes first
 
 
 def test_skip_bad_lines_loads_the_rest_and_counts_what_it_skipped(world, capsys, caplog):
@@ -258,8 +267,8 @@ def test_a_hint_repeats_the_users_own_options(world, capsys):
     write_lines(path, ML1M_MOVIES + ["6::Late addition (2001)::Drama"])
     got, _, err = _run(_fill(f"{RECOMMEND} --user 1", world), capsys)
     assert got == 1 and "movies.dat has changed since the stage" in err
-    assert f"python -m lib run --dataset ml-1m --only 02 --only 03` (notebook 03) " \
-           f"(with --data-dir {world}/data)" in err
+    assert f"`python -m lib run --dataset ml-1m --data-dir {world}/data/ml-1m --only 02 " \
+           f"--only 03` (notebook 03)" in err
 
 
 def test_readme_examples_run_as_written_on_the_default_data(tmp_path, capsys, monkeypatch):
