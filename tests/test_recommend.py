@@ -176,6 +176,9 @@ def test_evaluate_command_writes_metrics_and_recs(tmp_path):
                            "--k", "5", "--out", str(out)],
                           capture_output=True, text=True, env=env, cwd=C.PROJ_ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # A log, not a terminal: no progress-bar updates in it (each epoch used to add a line).
+    assert "\r" not in proc.stderr and "it/s" not in proc.stderr
+    assert len(proc.stderr) < 5_000
     import json
 
     import pandas as pd
