@@ -122,12 +122,12 @@ def _stage1(work: Path, scale: float) -> dict:
     return {"rows": pairs, "s/epoch": sec, "examples/s": pairs / sec}
 
 
-def _stage2_ranking(work: Path, scale: float) -> dict:
+def _stage2_ranking(work: Path, scale: float, loss: str = "full") -> dict:
     from lib import evaluation, models
     ds, ids = _training_data(work, scale)
     train = evaluation.interactions(ds.ratings, ids)
     model = models.build_ranking_model(ids.n_users, ids.n_movies, init="random")
-    sec = _epochs(lambda: models.train_ranking_model(model, train, {}, epochs=1,
+    sec = _epochs(lambda: models.train_ranking_model(model, train, {}, epochs=1, loss=loss,
                                                      progress=False))
     return {"rows": train.nnz, "s/epoch": sec, "examples/s": train.nnz / sec}
 
@@ -166,6 +166,8 @@ for _scale, _group in ((1.0, "train"), (10.0, "train-scale")):
     for _name, _fn in (("plain 32-d dot model, Keras fit, batch 4096 (reference)", _plain_dot),
                        ("stage 1 epoch (movie-genre)", _stage1),
                        ("stage 2 ranking epoch (softmax over all movies)", _stage2_ranking),
+                       (f"stage 2 ranking epoch (sampled softmax, {C.SAMPLED_NEGATIVES} "
+                        f"negatives)", lambda w, s: _stage2_ranking(w, s, "sampled")),
                        ("stage 2 rating epoch (Keras fit, batch 4096)", _stage2_rating)):
         case(f"{_name}, {_tag}", _group, repeat=1)(
             lambda work, fn=_fn, scale=_scale: fn(work, scale))

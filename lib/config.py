@@ -17,6 +17,10 @@ NOTEBOOKS_DIR = PROJ_ROOT / "notebooks"
 SEED = 42
 DEFAULT_K = 10
 EMBEDDING_DIM = 64  # stage 1 and stage 2 share it, so stage 2 can start from stage 1
+# The ranking model's softmax runs over all movies while users x movies is at most this
+# (ML-1M: 2.2e7); above it, over a sample of SAMPLED_NEGATIVES movies per batch.
+FULL_SOFTMAX_MAX_CELLS = 200_000_000
+SAMPLED_NEGATIVES = 1024
 DEFAULT_DATASET = "auto"
 # Genres with fewer movies than this are left out of genre-similarity figures and maps
 # (ML-100K's "unknown" has 2): their vectors rest on too few movies to mean anything.

@@ -32,6 +32,7 @@ from keras import layers, ops  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from lib import config as C  # noqa: E402
+from lib import losses as L  # noqa: E402
 
 log = logging.getLogger(__name__)
 INIT_MODES = ("stage1", "frozen", "random")
@@ -291,7 +292,8 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
                         features: dict[str, np.ndarray], *, epochs: int = 100,
                         batch_users: int = 16, learning_rate: float = 1e-3,
                         validation=None, patience: int = 8, seed: int = C.SEED,
-                        progress: bool = True) -> pd.DataFrame:
+                        progress: bool = True, loss: str = "full",
+                        negatives: int = C.SAMPLED_NEGATIVES) -> pd.DataFrame:
     """Fit the ranking model with a softmax over all movies, one row per user.
 
     A compiled TensorFlow step builds each batch's multi-hot targets from the training
@@ -303,6 +305,10 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
         validation: optional ``(fn)`` taking the model and returning a score to maximise
             (e.g. NDCG@10 on held-out ratings); with it, training stops after `patience`
             epochs without improvement and the best weights are restored.
+        loss: ``"full"``, the softmax over all movies, or ``"sampled"``, over each
+            positive and `negatives` movies drawn by popularity per batch, corrected for
+            the sampling (`lib.losses.sampled_softmax`), for catalogues where users x
+            movies scores per epoch cost too much.
 
     Returns:
         One row per epoch: loss, seconds, examples (ratings) per second, validation score.
@@ -310,21 +316,33 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
     n_movies = train.shape[1]
     optimizer = keras.optimizers.Adam(learning_rate)
     optimizer.build(model.trainable_variables)
+    if loss not in ("full", "sampled"):
+        raise ValueError(f"loss must be 'full' or 'sampled', not {loss!r}")
     rows = _ragged(train)
     feats = {k: tf.constant(v) for k, v in features.items() if k in model.input}
+    table = model.get_layer("movie_embedding")
+    users_only = keras.Model(model.inputs, table.input)  # the user tower, dropout included
+    log_q = tf.constant(L.sampling_log_q(np.asarray(train.sum(axis=0)).ravel(), negatives))
+    steps = tf.Variable(0, dtype=tf.int32, trainable=False)
 
     def step(users):
         batch = tf.gather(rows, users)
         idx = tf.stack([tf.cast(batch.value_rowids(), tf.int32), batch.flat_values], axis=1)
         target = tf.scatter_nd(idx, tf.ones(tf.shape(idx)[0]), [tf.shape(users)[0], n_movies])
         inputs = {"user": users, **{k: tf.gather(v, users) for k, v in feats.items()}}
+        steps.assign_add(1)
         with tf.GradientTape() as tape:
-            logits = model(inputs, training=True)
-            loss = -tf.reduce_sum(target * tf.nn.log_softmax(logits)) / tf.reduce_sum(target)
-            total = loss + tf.add_n(model.losses) if model.losses else loss
+            if loss == "full":
+                value = L.full_softmax(model(inputs, training=True), target)
+            else:
+                sample = L.draw_negatives(log_q, negatives, tf.stack([seed, steps]))
+                value = L.sampled_softmax(users_only(inputs, training=True), table.embeddings,
+                                          table.bias, idx[:, 0], idx[:, 1], target, sample,
+                                          log_q)
+            total = value + tf.add_n(model.losses) if model.losses else value
         grads = tape.gradient(total, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return loss
+        return value
 
     @tf.function
     def run_epoch(order):

@@ -114,8 +114,12 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                *, init: str = "stage1", dim: int = C.EMBEDDING_DIM, side: bool = False,
                epochs: int = 100, val_ratio: float = 0.1, k: int = C.DEFAULT_K,
                seed: int = C.SEED, rating: bool = True, refit: bool = True,
-               progress: bool = True) -> Stage2:
+               loss: str = "auto", progress: bool = True) -> Stage2:
     """Train the ranking model (and the rating model) on `train`.
+
+    `loss` is the ranking model's softmax: ``"full"`` (over all movies), ``"sampled"``
+    (`lib.losses.sampled_softmax`) or ``"auto"``: sampled when users x movies is above
+    `config.FULL_SOFTMAX_MAX_CELLS`.
 
     A share `val_ratio` of each user's training ratings is held out to choose the number
     of epochs (early stopping on NDCG@k for the ranking model, RMSE for the rating model).
@@ -139,18 +143,21 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
                                      init=init, side_sizes=sizes, seed=seed)
 
-    settings = {"init": init, "dim": dim, "side": side, "max_epochs": epochs,
+    if loss == "auto":
+        loss = "sampled" if ids.n_users * ids.n_movies > C.FULL_SOFTMAX_MAX_CELLS else "full"
+    settings = {"init": init, "dim": dim, "side": side, "max_epochs": epochs, "loss": loss,
                 "val_ratio": val_ratio, "k": k, "seed": seed, "refit": refit,
                 "stage1_vectors": None if init == "random" else vectors_sha256(movie_vectors)}
     start = time.perf_counter()
     ranking = new_ranking()
     ranking_history = M.train_ranking_model(ranking, fit_rows, features, epochs=epochs,
-                                            validation=val_ndcg, seed=seed, progress=progress)
+                                            validation=val_ndcg, seed=seed, loss=loss,
+                                            progress=progress)
     best = settings["ranking_epochs"] = int(ranking_history["validation"].idxmax()) + 1
     if refit:
         ranking = new_ranking()
         M.train_ranking_model(ranking, ev.interactions(train, ids), features, epochs=best,
-                              seed=seed, progress=progress)
+                              seed=seed, loss=loss, progress=progress)
     seconds = {"ranking": time.perf_counter() - start}
     rating_model, rating_history = None, pd.DataFrame()
     if rating:

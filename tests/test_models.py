@@ -177,3 +177,23 @@ def test_save_and_load_give_the_same_predictions(tiny, trained, tmp_path):
     frame = split.test.iloc[:100]
     np.testing.assert_array_equal(M.predict_ratings(loaded.rating, frame, ids, loaded.features),
                                   M.predict_ratings(s2.rating, frame, ids, s2.features))
+
+
+def test_sampled_softmax_training_learns_and_is_chosen_for_large_catalogues(tiny, stage1,
+                                                                            monkeypatch):
+    """Above `config.FULL_SOFTMAX_MAX_CELLS` users x movies, stage 2 trains with the
+    sampled softmax; it must still learn what the ratings say (beat popularity)."""
+    from lib import config as C
+    ds, ids = tiny
+    split = ev.split_stratified(ds.ratings, "item", 0.75, 42)
+    monkeypatch.setattr(C, "FULL_SOFTMAX_MAX_CELLS", ids.n_users * ids.n_movies - 1)
+    s2 = stages.run_stage2(ds, ids, split.train, stage1.movie_vectors, dim=32, epochs=40,
+                           rating=False, progress=False)
+    assert s2.settings["loss"] == "sampled"
+    train, test = ev.interactions(split.train, ids), ev.interactions(split.test, ids)
+    model, _, _ = ev.evaluate_ranking(s2.scores(), train, test, 10)
+    popular, _, _ = ev.evaluate_ranking(ev.popularity_scores(train), train, test, 10)
+    assert model["ndcg@10"] > popular["ndcg@10"] + 0.02
+    full = stages.run_stage2(ds, ids, split.train, stage1.movie_vectors, dim=32, epochs=2,
+                             rating=False, loss="full", progress=False)
+    assert full.settings["loss"] == "full"  # a parameter overrides the choice

@@ -1,0 +1,71 @@
+"""The ranking model's losses: the softmax over all movies, and its sampled version for
+large catalogues.
+
+Both take a batch of users and, for each, the movies they rated (their positives); both
+are the mean over (user, positive) pairs of ``-log p(positive | user)``.
+
+The sampled softmax follows Yi et al., "Sampling-bias-corrected neural modeling for large
+corpus item recommendations" (RecSys 2019): the softmax of a (user, positive) pair runs over
+that positive and a sample of negatives shared by the whole batch, drawn by popularity;
+every logit is corrected by the log of its movie's expected count in the sample
+(``log(S q_j)``), so the sampled softmax estimates the full one without favouring what is
+drawn often; a sampled movie that is one of the user's own positives (an accidental hit) is
+left out of that user's softmax. Negatives come from a stateless generator keyed by
+``(seed, step)``, so several workers draw the same ones.
+"""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+
+def full_softmax(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+    """Mean over (user, positive) pairs of ``-log softmax(logits)[positive]``.
+
+    Args:
+        logits: (users, movies) scores.
+        target: (users, movies) 0/1, the users' positives.
+    """
+    return -tf.reduce_sum(target * tf.nn.log_softmax(logits)) / tf.reduce_sum(target)
+
+
+def sampling_log_q(counts: np.ndarray, n_samples: int) -> np.ndarray:
+    """``log(S q_j)`` for popularity sampling (``q_j`` proportional to the movie's training
+    ratings); movies never rated are never drawn (and are no one's positive)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    q = counts / counts.sum()
+    return np.log(np.maximum(n_samples * q, 1e-30)).astype(np.float32)
+
+
+def draw_negatives(log_q: tf.Tensor, n_samples: int, seed: tf.Tensor) -> tf.Tensor:
+    """`n_samples` movie rows drawn with replacement by popularity, the same for the same
+    ``seed`` (a pair of int32: the run's seed and the step) on every worker."""
+    return tf.cast(tf.random.stateless_categorical(log_q[None, :], n_samples, seed)[0],
+                   tf.int32)
+
+
+def sampled_softmax(user_vectors: tf.Tensor, table: tf.Tensor, bias: tf.Tensor,
+                    pos_rows: tf.Tensor, pos_items: tf.Tensor, target: tf.Tensor,
+                    negatives: tf.Tensor, log_q: tf.Tensor) -> tf.Tensor:
+    """Mean over (user, positive) pairs of the corrected sampled-softmax loss.
+
+    Args:
+        user_vectors: (users, dim) of the batch.
+        table, bias: the movie table (movies, dim) and biases (movies,).
+        pos_rows, pos_items: one entry per (user, positive) pair: the user's row in the
+            batch and the movie.
+        target: (users, movies) 0/1 positives, to find accidental hits.
+        negatives: (S,) movie rows shared by the batch.
+        log_q: (movies,) ``log(S q_j)`` of the sampling (`sampling_log_q`).
+    """
+    pos_logit = (tf.reduce_sum(tf.gather(user_vectors, pos_rows) * tf.gather(table, pos_items),
+                               axis=-1)
+                 + tf.gather(bias, pos_items) - tf.gather(log_q, pos_items))
+    neg_logit = (tf.matmul(user_vectors, tf.gather(table, negatives), transpose_b=True)
+                 + tf.gather(bias, negatives) - tf.gather(log_q, negatives))
+    hit = tf.gather(target, negatives, axis=1) > 0
+    neg_logit = tf.where(hit, tf.constant(-np.inf, neg_logit.dtype), neg_logit)
+    neg_lse = tf.reduce_logsumexp(neg_logit, axis=1)  # per user; -inf if all were hits
+    per_pair = tf.reduce_logsumexp(
+        tf.stack([pos_logit, tf.gather(neg_lse, pos_rows)], axis=1), axis=1) - pos_logit
+    return tf.reduce_mean(per_pair)
