@@ -267,14 +267,6 @@ def vectors_sha256(vectors: np.ndarray | None) -> str | None:
     return hashlib.sha256(np.ascontiguousarray(vectors, np.float32).tobytes()).hexdigest()
 
 
-def _stage1_vectors_digest(dataset: str, root) -> str | None:
-    path = stage_dir(dataset, "stage1", root) / VECTORS
-    if not path.is_file():
-        return None
-    with np.load(path) as npz:
-        return vectors_sha256(npz["movie_vectors"])
-
-
 def load_stage2(dataset, split: str | None = None, root: Path | str | None = None):
     """The saved stage-2 models as a `stages.Stage2`, checked against `dataset` (and,
     with `split`, against the split they must have been trained on).
@@ -317,13 +309,12 @@ def load_tables(dataset, root: Path | str | None = None) -> dict:
                   seen=sp.load_npz(folder / SEEN).tocsr(),
                   stage1_movies=None, stage1_genres=None)
     recorded = manifest["settings"].get("stage1_vectors")
-    if recorded is not None:
-        s1 = stage_dir(dataset.name, "stage1", root) / VECTORS
-        if _stage1_vectors_digest(dataset.name, root) != recorded:
-            raise ArtifactError(f"{C.shown(s1)} is not the stage 1 that stage 2 started "
-                                f"from (stage 1 was retrained after it): retrain stage 2 with "
+    if recorded is not None:  # stage 1, checked like any stage, and the one stage 2 used
+        movies, genres, _ = load_stage1(dataset, root)
+        if vectors_sha256(movies) != recorded:
+            raise ArtifactError(f"{C.shown(stage_dir(dataset.name, 'stage1', root))} is not "
+                                f"the stage 1 that stage 2 started from (stage 1 was "
+                                f"retrained after it): retrain stage 2 with "
                                 f"{rerun_hint(dataset, 'stage2')}")
-        with np.load(s1) as npz:
-            tables["stage1_movies"] = npz["movie_vectors"]
-            tables["stage1_genres"] = npz["genre_vectors"]
+        tables["stage1_movies"], tables["stage1_genres"] = movies, genres
     return tables

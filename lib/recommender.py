@@ -154,7 +154,7 @@ class MovieRecommender:
         self._engine = None
         ids = self.ids
         self.embedded_user_df = pd.DataFrame(
-            models.user_vectors(self.stage2.ranking, self.stage2.features),
+            self.stage2.user_vectors(),
             index=pd.Index(ids.user_ids(np.arange(ids.n_users)), name=C.USER_COL))
         return self.stage2
 
