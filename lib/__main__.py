@@ -97,7 +97,7 @@ def _check_k(args, most: int, dataset: str, what: str = "movies") -> int:
 
 def _data_synthetic(args) -> int:
     from lib.synthetic import write_synthetic
-    name = "synthetic" if args.size == "ml-1m" else "synthetic-tiny"
+    name = {size: name for name, size in C.SYNTHETIC_SIZES.items()}[args.size]
     out = Path(args.out or C.DATA_DIR / name)
     _writable(out, "choose another folder with --out")
     write_synthetic(out, args.size, scale=args.scale, seed=args.seed)
@@ -268,10 +268,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="make, fetch or check datasets")
     data_sub = data.add_subparsers(dest="action", required=True)
-    p = data_sub.add_parser("synthetic", help="write the built-in dataset (ML-1M format)")
-    p.add_argument("--out", type=Path, help="folder to write (default data/synthetic or "
-                                            "data/synthetic-tiny)")
-    p.add_argument("--size", choices=["tiny", "ml-1m"], default="ml-1m")
+    p = data_sub.add_parser("synthetic", help="write the built-in dataset (ML-1M format; "
+                                              "ML-25M's CSV format with --size ml-25m)")
+    p.add_argument("--out", type=Path, help="folder to write (default data/synthetic, "
+                                            "data/synthetic-tiny or data/synthetic-25m)")
+    p.add_argument("--size", choices=list(C.SYNTHETIC_FORMATS), default="ml-1m",
+                   help="ml-1m: ML-1M's counts; tiny: for tests; ml-25m: ML-25M's counts "
+                        "and format (about 3 minutes, 4 GB of memory)")
     p.add_argument("--scale", type=_scale, default=1.0, help="x users and ratings (> 0)")
     p.add_argument("--seed", type=int, default=C.SEED)
     p.set_defaults(func=_data_synthetic)

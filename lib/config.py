@@ -21,6 +21,33 @@ EMBEDDING_DIM = 64  # stage 1 and stage 2 share it, so stage 2 can start from st
 # (ML-1M: 2.2e7); above it, over a sample of SAMPLED_NEGATIVES movies per batch.
 FULL_SOFTMAX_MAX_CELLS = 200_000_000
 SAMPLED_NEGATIVES = 1024
+# The ranking model's batches: users per step and Adam's learning rate. 256 users make
+# 16x fewer updates of the whole movie table per epoch than 16 did, for the same nDCG on
+# ML-100K over three seeds (README, "How the models work"). Smaller datasets take smaller
+# batches, so that an epoch is at least RANKING_MIN_STEPS updates.
+RANKING_BATCH_USERS = 256
+RANKING_MIN_STEPS = 4
+RANKING_LEARNING_RATE = 3e-3
+# Weight decay on each user vector once per (user, positive) pair of the batch (ALS-WR's
+# weighted lambda): the same strength at any batch size and number of users.
+RANKING_L2_PAIR = 0.1
+# The rating model takes `models.LazyAdam` (only the rows of a batch updated) when its
+# tables hold more rows than this (users + movies); Keras' Adam, which decays every row's
+# moments every step, below it (ML-100K RMSE 0.912 against 0.916 lazy; ML-25M's 225,588
+# rows would make each of its 6,100 steps an epoch touch 14M weights).
+RATING_LAZY_MIN_ROWS = 100_000
+# Early stopping waits at least this many updates without a better validation score
+# (with 4 updates an epoch, 8 epochs of patience stopped some ML-100K runs in the flat
+# start, at half the final nDCG).
+PATIENCE_STEPS = 128
+# The most epochs stage 2 may run; early stopping on validation ends every run before.
+MAX_EPOCHS = 400
+# EASE inverts a dense movies x movies matrix (float64): 20,000 movies is 3.2 GB and a few
+# minutes on two cores; above it (ML-25M: 59,047 rated movies, 28 GB) EASE is skipped.
+EASE_MAX_MOVIES = 20_000
+# Validation during stage-2 training scores the held-out ratings of at most this many
+# users (a seeded sample; all of them below it), so an epoch's check stays seconds long.
+VALIDATION_MAX_USERS = 10_000
 DEFAULT_DATASET = "auto"
 # Genres with fewer movies than this are left out of genre-similarity figures and maps
 # (ML-100K's "unknown" has 2): their vectors rest on too few movies to mean anything.
@@ -106,9 +133,12 @@ RELEASES = {
         "counts": {"ratings": 32_000_204, "users": 200_948, "movies": 87_585},
     },
 }
-# Built-in synthetic data in the exact ML-1M format: `synthetic` has ML-1M's counts,
-# `synthetic-tiny` is for tests and quick looks.
-SYNTHETIC_SIZES = {"synthetic": "ml-1m", "synthetic-tiny": "tiny"}
+# Built-in synthetic data (name -> size): `synthetic` has ML-1M's counts and format,
+# `synthetic-tiny` the same format for tests and quick looks, `synthetic-25m` ML-25M's
+# counts and CSV format, for the scale benchmark.
+SYNTHETIC_SIZES = {"synthetic": "ml-1m", "synthetic-tiny": "tiny", "synthetic-25m": "ml-25m"}
+# The release whose file format each size is written in.
+SYNTHETIC_FORMATS = {"ml-1m": "ml-1m", "tiny": "ml-1m", "ml-25m": "ml-25m"}
 DATASETS = ["auto", *RELEASES, *SYNTHETIC_SIZES]
 
 
@@ -140,9 +170,11 @@ def shown(path: Path | str) -> str:
 
 
 def release_info(name: str) -> dict:
-    """Facts of a release by name; synthetic datasets share the ML-1M format."""
+    """Facts of a release by name; a synthetic dataset has those of the release whose
+    format it is written in, without published counts."""
     if name in SYNTHETIC_SIZES:
-        return {**RELEASES["ml-1m"], "md5": None, "counts": None}
+        fmt = SYNTHETIC_FORMATS[SYNTHETIC_SIZES[name]]
+        return {**RELEASES[fmt], "md5": None, "counts": None}
     if name not in RELEASES:
         raise ValueError(f"unknown dataset {name!r}: choose one of {', '.join(DATASETS)}")
     return RELEASES[name]

@@ -44,17 +44,33 @@ def draw_negatives(log_q: tf.Tensor, n_samples: int, seed: tf.Tensor) -> tf.Tens
                    tf.int32)
 
 
+def accidental_hits(pos_rows: tf.Tensor, pos_items: tf.Tensor, negatives: tf.Tensor,
+                    n_users: tf.Tensor, n_movies: tf.Tensor) -> tf.Tensor:
+    """(users, S) booleans: whether negative j is one of user b's own positives.
+
+    Found by a sorted search over (row, movie) keys, so no (users x movies) array is built
+    whatever the catalogue.
+    """
+    n = tf.cast(n_movies, tf.int64)
+    keys = tf.sort(tf.cast(pos_rows, tf.int64) * n + tf.cast(pos_items, tf.int64))
+    keys = tf.concat([keys, [tf.int64.max]], 0)  # a sentinel: every search lands inside
+    asked = (tf.range(tf.cast(n_users, tf.int64))[:, None] * n
+             + tf.cast(negatives, tf.int64)[None, :])
+    flat = tf.reshape(asked, [-1])
+    found = tf.gather(keys, tf.searchsorted(keys, flat, out_type=tf.int64)) == flat
+    return tf.reshape(found, tf.shape(asked))
+
+
 def sampled_softmax(user_vectors: tf.Tensor, table: tf.Tensor, bias: tf.Tensor,
-                    pos_rows: tf.Tensor, pos_items: tf.Tensor, target: tf.Tensor,
-                    negatives: tf.Tensor, log_q: tf.Tensor) -> tf.Tensor:
+                    pos_rows: tf.Tensor, pos_items: tf.Tensor, negatives: tf.Tensor,
+                    log_q: tf.Tensor) -> tf.Tensor:
     """Mean over (user, positive) pairs of the corrected sampled-softmax loss.
 
     Args:
         user_vectors: (users, dim) of the batch.
         table, bias: the movie table (movies, dim) and biases (movies,).
         pos_rows, pos_items: one entry per (user, positive) pair: the user's row in the
-            batch and the movie.
-        target: (users, movies) 0/1 positives, to find accidental hits.
+            batch and the movie; they also tell the accidental hits (`accidental_hits`).
         negatives: (S,) movie rows shared by the batch.
         log_q: (movies,) ``log(S q_j)`` of the sampling (`sampling_log_q`).
     """
@@ -63,7 +79,8 @@ def sampled_softmax(user_vectors: tf.Tensor, table: tf.Tensor, bias: tf.Tensor,
                  + tf.gather(bias, pos_items) - tf.gather(log_q, pos_items))
     neg_logit = (tf.matmul(user_vectors, tf.gather(table, negatives), transpose_b=True)
                  + tf.gather(bias, negatives) - tf.gather(log_q, negatives))
-    hit = tf.gather(target, negatives, axis=1) > 0
+    hit = accidental_hits(pos_rows, pos_items, negatives, tf.shape(user_vectors)[0],
+                          tf.shape(table)[0])
     neg_logit = tf.where(hit, tf.constant(-np.inf, neg_logit.dtype), neg_logit)
     neg_lse = tf.reduce_logsumexp(neg_logit, axis=1)  # per user; -inf if all were hits
     per_pair = tf.reduce_logsumexp(

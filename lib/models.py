@@ -228,7 +228,7 @@ def _scaled(vectors: np.ndarray) -> np.ndarray:
 def build_ranking_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM, *,
                         movie_init: np.ndarray | None = None, init: str = "stage1",
                         side_sizes: dict[str, int] | None = None, dropout: float = 0.5,
-                        l2_user: float = 1e-4, seed: int = C.SEED) -> keras.Model:
+                        l2_user: float = 0.0, seed: int = C.SEED) -> keras.Model:
     """User tower -> dropout -> scores for all movies (logits), for top-k ranking.
 
     Args:
@@ -236,7 +236,8 @@ def build_ranking_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM,
         init: ``"stage1"`` starts from them and fine-tunes, ``"frozen"`` keeps them,
             ``"random"`` ignores them (the comparison).
         side_sizes: category counts of side inputs (gender, age_label, occupation).
-        dropout: on the user vector; l2_user: L2 on the user table.
+        dropout: on the user vector; l2_user: L2 on the whole user table (off by
+            default: the trainer's `l2_pair` regularises the rows of each batch instead).
 
     Layers: ``user_embedding``, ``<side>_embedding``, ``movie_embedding`` (an
     `AllMovieScores` holding the movie table and biases).
@@ -283,17 +284,47 @@ def ranking_scores(model: keras.Model, features: dict[str, np.ndarray]):
     return lambda rows: user_vectors(model, features, rows) @ emb.T + bias
 
 
+@keras.saving.register_keras_serializable(package="lib")
+class LazyAdam(keras.optimizers.Adam):
+    """Adam that, for a gradient of a few rows of a table (what `tf.gather` gives), updates
+    only those rows and their moments, like TensorFlow 1's LazyAdamOptimizer: a step costs
+    the rows it touches, not the table (162,541 users x 64 at ML-25M). Dense gradients
+    take Keras' Adam unchanged."""
+
+    def update_step(self, gradient, variable, learning_rate):
+        if not isinstance(gradient, tf.IndexedSlices):
+            return super().update_step(gradient, variable, learning_rate)
+        dtype = variable.dtype
+        lr = tf.cast(learning_rate, dtype)
+        t = tf.cast(self.iterations + 1, dtype)
+        b1, b2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
+        alpha = lr * tf.sqrt(1 - tf.pow(b2, t)) / (1 - tf.pow(b1, t))
+        rows, where = tf.unique(gradient.indices)
+        g = tf.math.unsorted_segment_sum(tf.cast(gradient.values, dtype), where,
+                                         tf.shape(rows)[0])
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        m_rows = b1 * tf.gather(m.value, rows) + (1 - b1) * g
+        v_rows = b2 * tf.gather(v.value, rows) + (1 - b2) * tf.square(g)
+        self.assign(m, tf.IndexedSlices(m_rows, rows))
+        self.assign(v, tf.IndexedSlices(v_rows, rows))
+        self.assign_sub(variable, tf.IndexedSlices(
+            alpha * m_rows / (tf.sqrt(v_rows) + self.epsilon), rows))
+
+
 def _ragged(matrix: sp.csr_matrix) -> tf.RaggedTensor:
     return tf.RaggedTensor.from_row_splits(tf.constant(matrix.indices, tf.int32),
                                            tf.constant(matrix.indptr, tf.int64))
 
 
 def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
-                        features: dict[str, np.ndarray], *, epochs: int = 100,
-                        batch_users: int = 16, learning_rate: float = 1e-3,
+                        features: dict[str, np.ndarray], *, epochs: int = C.MAX_EPOCHS,
+                        batch_users: int = C.RANKING_BATCH_USERS,
+                        learning_rate: float = C.RANKING_LEARNING_RATE,
                         validation=None, patience: int = 8, seed: int = C.SEED,
                         progress: bool = True, loss: str = "full",
-                        negatives: int = C.SAMPLED_NEGATIVES) -> pd.DataFrame:
+                        negatives: int = C.SAMPLED_NEGATIVES,
+                        l2_pair: float = C.RANKING_L2_PAIR) -> pd.DataFrame:
     """Fit the ranking model with a softmax over all movies, one row per user.
 
     A compiled TensorFlow step builds each batch's multi-hot targets from the training
@@ -304,23 +335,31 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
         features: side inputs from `side_features` (only those the model has are used).
         validation: optional ``(fn)`` taking the model and returning a score to maximise
             (e.g. NDCG@10 on held-out ratings); with it, training stops after `patience`
-            epochs without improvement and the best weights are restored.
+            epochs without improvement, or `config.PATIENCE_STEPS` updates if that is more
+            epochs (small datasets make few updates an epoch), and the best weights are
+            restored.
         loss: ``"full"``, the softmax over all movies, or ``"sampled"``, over each
             positive and `negatives` movies drawn by popularity per batch, corrected for
             the sampling (`lib.losses.sampled_softmax`), for catalogues where users x
             movies scores per epoch cost too much.
+        l2_pair: weight decay on the user embedding rows of the batch, once per
+            (user, positive) pair, like the loss: ``l2_pair * sum_u n_u |e_u|^2 / sum_u
+            n_u`` (the weighted-lambda regularisation of ALS-WR), so its strength does not
+            depend on the batch size or on how many users the table holds, and the user
+            table's gradient stays sparse.
 
     Returns:
         One row per epoch: loss, seconds, examples (ratings) per second, validation score.
     """
     n_movies = train.shape[1]
-    optimizer = keras.optimizers.Adam(learning_rate)
+    optimizer = LazyAdam(learning_rate)
     optimizer.build(model.trainable_variables)
     if loss not in ("full", "sampled"):
         raise ValueError(f"loss must be 'full' or 'sampled', not {loss!r}")
     rows = _ragged(train)
     feats = {k: tf.constant(v) for k, v in features.items() if k in model.input}
     table = model.get_layer("movie_embedding")
+    user_table = model.get_layer("user_embedding").embeddings
     users_only = keras.Model(model.inputs, table.input)  # the user tower, dropout included
     log_q = tf.constant(L.sampling_log_q(np.asarray(train.sum(axis=0)).ravel(), negatives))
     steps = tf.Variable(0, dtype=tf.int32, trainable=False)
@@ -328,18 +367,22 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
     def step(users):
         batch = tf.gather(rows, users)
         idx = tf.stack([tf.cast(batch.value_rowids(), tf.int32), batch.flat_values], axis=1)
-        target = tf.scatter_nd(idx, tf.ones(tf.shape(idx)[0]), [tf.shape(users)[0], n_movies])
         inputs = {"user": users, **{k: tf.gather(v, users) for k, v in feats.items()}}
         steps.assign_add(1)
         with tf.GradientTape() as tape:
             if loss == "full":
+                target = tf.scatter_nd(idx, tf.ones(tf.shape(idx)[0]),
+                                       [tf.shape(users)[0], n_movies])
                 value = L.full_softmax(model(inputs, training=True), target)
             else:
                 sample = L.draw_negatives(log_q, negatives, tf.stack([seed, steps]))
                 value = L.sampled_softmax(users_only(inputs, training=True), table.embeddings,
-                                          table.bias, idx[:, 0], idx[:, 1], target, sample,
-                                          log_q)
+                                          table.bias, idx[:, 0], idx[:, 1], sample, log_q)
             total = value + tf.add_n(model.losses) if model.losses else value
+            if l2_pair:
+                n_pos = tf.cast(batch.row_lengths(), tf.float32)
+                sq = tf.reduce_sum(tf.square(tf.gather(user_table, users)), axis=1)
+                total += l2_pair * tf.reduce_sum(n_pos * sq) / tf.reduce_sum(n_pos)
         grads = tape.gradient(total, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return value
@@ -354,6 +397,7 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
         return total / tf.cast(n_batches, tf.float32)
 
     active = np.flatnonzero(np.diff(train.indptr) > 0).astype(np.int32)
+    patience = max(patience, -(-C.PATIENCE_STEPS * batch_users // max(len(active), 1)))
     rng = np.random.default_rng(seed)
     history, best, best_weights, waited = [], -np.inf, None, 0
     bar = tqdm(range(epochs), desc="stage 2 (ranking)", disable=not progress or C.headless())
@@ -388,7 +432,8 @@ def build_rating_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM, 
     Layers ``user_embedding``, ``movie_embedding`` (a plain `Embedding`), ``user_bias``,
     ``movie_bias``; `init` as in `build_ranking_model`. `l2` is weight decay on the vectors
     and biases of each batch (mean over the batch), as in classic matrix factorisation;
-    0.1 was best of 0.01-0.3 on ML-100K's validation ratings.
+    0.1 was best of 0.01-0.3 on ML-100K's validation ratings. Compiled with `LazyAdam`
+    above `config.RATING_LAZY_MIN_ROWS` users + movies, Keras' Adam below.
     """
     if init not in INIT_MODES:
         raise ValueError(f"init must be one of {INIT_MODES}")
@@ -412,7 +457,9 @@ def build_rating_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM, 
     stars = layers.Rescaling(1.0, offset=float(global_mean), name="stars")(total)
     model = keras.Model(inputs, layers.Flatten(name="rating")(stars), name=f"rating_{init}")
     _set_movie_table(model, movie_init, init, n_movies, dim)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="mse",
+    lazy = n_users + n_movies > C.RATING_LAZY_MIN_ROWS
+    model.compile(optimizer=(LazyAdam if lazy else keras.optimizers.Adam)(learning_rate),
+                  loss="mse",
                   metrics=[keras.metrics.RootMeanSquaredError(name="rmse")])
     return model
 
@@ -432,23 +479,71 @@ def train_rating_model(model: keras.Model, train: pd.DataFrame, ids,
                        features: dict[str, np.ndarray], *, validation: pd.DataFrame | None,
                        epochs: int = 30, batch_size: int = 4096, patience: int = 3,
                        seed: int = C.SEED, progress: bool = True) -> pd.DataFrame:
-    """Keras `fit` on int32 arrays in shuffled batches; early stopping on validation RMSE."""
-    x = rating_inputs(train, ids, features, model)
-    y = train[C.RATING_COL].to_numpy(np.float32)
-    val = None
-    callbacks = [_TqdmEpochs(epochs, "stage 2 (rating)", disable=not progress or C.headless())]
-    if validation is not None:
-        val = (rating_inputs(validation, ids, features, model),
-               validation[C.RATING_COL].to_numpy(np.float32))
-        # Stop when validation RMSE gains less than 0.0005 an epoch for `patience` epochs.
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_rmse", patience=patience,
-                                                       min_delta=5e-4,
-                                                       restore_best_weights=True))
-    hist = model.fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=val,
-                     shuffle=True, verbose=0, callbacks=callbacks)
-    frame = pd.DataFrame(hist.history)
-    frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
-    return frame
+    """Fit the rating model with the optimizer it was compiled with, in shuffled batches.
+
+    Like the ranking trainer, one compiled TensorFlow graph runs a whole epoch (no Python
+    and no input pipeline between batches; Keras `fit` spent most of its time there). With
+    `validation`, training stops once validation RMSE has gained less than 0.0005 for
+    `patience` epochs, and the weights of the epoch with the lowest validation RMSE are
+    restored.
+
+    Returns:
+        One row per epoch: ``loss`` (mean squared error plus the L2 terms), ``rmse`` on
+        the training batches, ``val_rmse``, ``seconds``.
+    """
+    x = {k: tf.constant(v) for k, v in rating_inputs(train, ids, features, model).items()}
+    y = tf.constant(train[C.RATING_COL].to_numpy(np.float32))
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+
+    @tf.function
+    def run_epoch(order):
+        n_batches = (tf.shape(order)[0] + batch_size - 1) // batch_size
+        total_loss, total_sq = tf.constant(0.0), tf.constant(0.0)
+        for i in tf.range(n_batches):
+            rows = order[i * batch_size:(i + 1) * batch_size]
+            target = tf.gather(y, rows)
+            with tf.GradientTape() as tape:
+                pred = tf.reshape(model({k: tf.gather(v, rows) for k, v in x.items()},
+                                        training=True), [-1])
+                sq = tf.reduce_sum(tf.square(pred - target))
+                value = sq / tf.cast(tf.shape(rows)[0], tf.float32)
+                if model.losses:
+                    value += tf.add_n(model.losses)
+            grads = tape.gradient(value, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            total_loss += value
+            total_sq += sq
+        return total_loss / tf.cast(n_batches, tf.float32), total_sq
+
+    n = len(train)
+    rng = np.random.default_rng(seed)
+    history, best, lowest, best_weights, waited = [], np.inf, np.inf, None, 0
+    bar = tqdm(range(epochs), desc="stage 2 (rating)", disable=not progress or C.headless())
+    for epoch in bar:
+        start = time.perf_counter()
+        loss, sq = run_epoch(tf.constant(rng.permutation(n).astype(np.int32)))
+        row = {"epoch": epoch + 1, "loss": float(loss), "rmse": float(np.sqrt(sq / n)),
+               "seconds": time.perf_counter() - start}
+        if validation is not None:
+            pred = predict_ratings(model, validation, ids, features, scale=(-np.inf, np.inf))
+            actual = validation[C.RATING_COL].to_numpy(np.float32)
+            row["val_rmse"] = float(np.sqrt(np.mean((pred - actual) ** 2)))
+            # Patience counts epochs that gain less than 0.0005 on the last real gain;
+            # the weights kept are those of the lowest validation RMSE.
+            if row["val_rmse"] < best - 5e-4:
+                best, waited = row["val_rmse"], 0
+            else:
+                waited += 1
+            if row["val_rmse"] <= lowest:
+                lowest, best_weights = row["val_rmse"], model.get_weights()
+        history.append(row)
+        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("rmse", "val_rmse")})
+        if validation is not None and waited >= patience:
+            break
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return pd.DataFrame(history)
 
 
 def predict_ratings(model: keras.Model, frame: pd.DataFrame, ids,
@@ -460,22 +555,3 @@ def predict_ratings(model: keras.Model, frame: pd.DataFrame, ids,
             for i in range(0, len(frame), 65536)]
     pred = np.concatenate(pred).reshape(-1) if pred else np.zeros(0, np.float32)
     return np.clip(pred, scale[0], scale[1])
-
-
-class _TqdmEpochs(keras.callbacks.Callback):
-    """A progress bar over epochs with the latest metrics (Keras' own is per batch)."""
-
-    def __init__(self, epochs: int, desc: str, disable: bool = False):
-        super().__init__()
-        self.epochs, self.desc, self.disable = epochs, desc, disable
-
-    def on_train_begin(self, logs=None):
-        self.bar = tqdm(total=self.epochs, desc=self.desc, disable=self.disable)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.bar.update(1)
-        self.bar.set_postfix({k: round(float(v), 4) for k, v in (logs or {}).items()
-                              if k in ("loss", "rmse", "val_rmse", "auc")})
-
-    def on_train_end(self, logs=None):
-        self.bar.close()

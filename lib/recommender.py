@@ -140,7 +140,7 @@ class MovieRecommender:
         self.init = init
         return init
 
-    def train_user_movie_model(self, *, epochs: int = 100, side_features: bool = False):
+    def train_user_movie_model(self, *, epochs: int = C.MAX_EPOCHS, side_features: bool = False):
         if self.split is None:
             self.split_data()
         if self.embedded_movie_df is None and getattr(self, "init", "stage1") != "random":

@@ -5,6 +5,7 @@ benchmark) call these, so every path trains the same way.
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from lib import models as M
 from lib.artifacts import vectors_sha256
 from lib.data import Dataset, genre_matrix
 from lib.ids import IdMap
+
+log = logging.getLogger(__name__)
 
 
 def movie_genres(dataset: Dataset, ids: IdMap) -> np.ndarray:
@@ -69,6 +72,12 @@ def run_stage1(dataset: Dataset, ids: IdMap, *, dim: int = C.EMBEDDING_DIM,
 
 # --- stage 2 ---------------------------------------------------------------------------
 
+def ranking_batch(n_users: int) -> int:
+    """Users per step of the ranking model: `config.RANKING_BATCH_USERS`, or fewer so that
+    an epoch makes at least `config.RANKING_MIN_STEPS` updates (ML-100K: 236)."""
+    return int(min(C.RANKING_BATCH_USERS, max(1, -(-n_users // C.RANKING_MIN_STEPS))))
+
+
 @dataclass
 class Stage2:
     ranking: object
@@ -112,14 +121,17 @@ class Stage2:
 
 def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors: np.ndarray,
                *, init: str = "stage1", dim: int = C.EMBEDDING_DIM, side: bool = False,
-               epochs: int = 100, val_ratio: float = 0.1, k: int = C.DEFAULT_K,
+               epochs: int = C.MAX_EPOCHS, val_ratio: float = 0.1, k: int = C.DEFAULT_K,
                seed: int = C.SEED, rating: bool = True, refit: bool = True,
-               loss: str = "auto", progress: bool = True) -> Stage2:
+               loss: str = "auto", batch_users: int | None = None,
+               learning_rate: float = C.RANKING_LEARNING_RATE,
+               l2_user: float = 0.0, l2_pair: float = C.RANKING_L2_PAIR, patience: int = 8,
+               negatives: int = C.SAMPLED_NEGATIVES, progress: bool = True) -> Stage2:
     """Train the ranking model (and the rating model) on `train`.
 
     `loss` is the ranking model's softmax: ``"full"`` (over all movies), ``"sampled"``
     (`lib.losses.sampled_softmax`) or ``"auto"``: sampled when users x movies is above
-    `config.FULL_SOFTMAX_MAX_CELLS`.
+    `config.FULL_SOFTMAX_MAX_CELLS`. `batch_users` defaults to `ranking_batch`.
 
     A share `val_ratio` of each user's training ratings is held out to choose the number
     of epochs (early stopping on NDCG@k for the ranking model, RMSE for the rating model).
@@ -131,6 +143,9 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     fit_rows = ev.interactions(inner.train, ids)
     val_rows = ev.interactions(inner.test, ids)
     users = np.flatnonzero(np.diff(val_rows.indptr) > 0)
+    if len(users) > C.VALIDATION_MAX_USERS:
+        users = np.sort(np.random.default_rng(seed).choice(users, C.VALIDATION_MAX_USERS,
+                                                           replace=False))
     features = M.side_features(dataset.users, ids) if side else {}
     sizes = {name: int(v.max()) + 1 for name, v in features.items()}
 
@@ -141,23 +156,29 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     def new_ranking():
         M.seed_everything(seed)
         return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
-                                     init=init, side_sizes=sizes, seed=seed)
+                                     init=init, side_sizes=sizes, l2_user=l2_user, seed=seed)
 
+    if batch_users is None:
+        batch_users = ranking_batch(ids.n_users)
     if loss == "auto":
         loss = "sampled" if ids.n_users * ids.n_movies > C.FULL_SOFTMAX_MAX_CELLS else "full"
     settings = {"init": init, "dim": dim, "side": side, "max_epochs": epochs, "loss": loss,
+                "validation_users": len(users),
                 "val_ratio": val_ratio, "k": k, "seed": seed, "refit": refit,
+                "batch_users": batch_users, "learning_rate": learning_rate, "l2_user": l2_user,
+                "l2_pair": l2_pair, "patience": patience,
                 "stage1_vectors": None if init == "random" else vectors_sha256(movie_vectors)}
     start = time.perf_counter()
     ranking = new_ranking()
+    fit = {"seed": seed, "loss": loss, "batch_users": batch_users,
+           "learning_rate": learning_rate, "l2_pair": l2_pair, "negatives": negatives,
+           "progress": progress}
     ranking_history = M.train_ranking_model(ranking, fit_rows, features, epochs=epochs,
-                                            validation=val_ndcg, seed=seed, loss=loss,
-                                            progress=progress)
+                                            validation=val_ndcg, patience=patience, **fit)
     best = settings["ranking_epochs"] = int(ranking_history["validation"].idxmax()) + 1
     if refit:
         ranking = new_ranking()
-        M.train_ranking_model(ranking, ev.interactions(train, ids), features, epochs=best,
-                              seed=seed, loss=loss, progress=progress)
+        M.train_ranking_model(ranking, ev.interactions(train, ids), features, epochs=best, **fit)
     seconds = {"ranking": time.perf_counter() - start}
     rating_model, rating_history = None, pd.DataFrame()
     if rating:
@@ -202,9 +223,14 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     train = ev.interactions(split.train, ids)
     test = ev.interactions(split.test, ids)
     scorers = {"stage 2 (ours)": stage2.scores()}
-    start = time.perf_counter()
-    scorers["EASE"] = ev.ease_scores(train, ease_l2)
-    seconds["EASE"] = time.perf_counter() - start
+    if ids.n_movies <= C.EASE_MAX_MOVIES:
+        start = time.perf_counter()
+        scorers["EASE"] = ev.ease_scores(train, ease_l2)
+        seconds["EASE"] = time.perf_counter() - start
+    else:
+        log.warning("EASE skipped: %s movies is above config.EASE_MAX_MOVIES (%s); its "
+                    "dense movies x movies inverse would need %.0f GB", f"{ids.n_movies:,}",
+                    f"{C.EASE_MAX_MOVIES:,}", ids.n_movies ** 2 * 8 / 1e9)
     scorers["most popular"] = ev.popularity_scores(train)
     seconds["most popular"] = 0.0
     rows, recs, users = {}, {}, None
@@ -304,6 +330,9 @@ def planted_check(dataset: Dataset, ids: IdMap, stage2: Stage2) -> dict[str, flo
     from lib.synthetic import load_truth
     truth = load_truth(dataset.path)
     rows = ids.user_rows(truth["user_ids"])
+    # The truth's genre columns in the dataset's genre order (the CSV format lists them
+    # in another order).
+    columns = [list(truth["genres"]).index(g) for g in ids.genre_names(np.arange(ids.n_genres))]
     return ev.planted_genre_recovery(stage2.user_vectors()[rows], stage2.movie_vectors(),
                                      movie_genres(dataset, ids),
-                                     truth["favourite_genres"])
+                                     truth["favourite_genres"][:, columns])

@@ -33,16 +33,31 @@ SIZES = {
               "ratings": 1_000_209},
     "tiny": {"users": 300, "movies": 400, "max_movie_id": 420, "rated": 380,
              "ratings": 24_000},
+    # ML-25M's counts (its README), written in its CSV format.
+    "ml-25m": {"users": 162_541, "movies": 62_423, "max_movie_id": 209_171, "rated": 59_047,
+               "ratings": 25_000_095},
 }
-MIN_RATINGS_PER_USER = 20  # as in ML-1M
-FIRST_TIMESTAMP = 956_703_932   # 2000-04-25, ML-1M's first rating
-LAST_TIMESTAMP = 1_046_454_590  # 2003-02-28, ML-1M's last
+FORMATS = C.SYNTHETIC_FORMATS
+MIN_RATINGS_PER_USER = 20  # as in ML-1M and ML-25M
+# First and last rating of each format's release: ML-1M 2000-04-25 to 2003-02-28,
+# ML-25M 1995-01-09 to 2019-11-21.
+TIME_SPANS = {"ml-1m": (956_703_932, 1_046_454_590), "ml-25m": (789_652_009, 1_574_327_703)}
 LATENT_DIM = 8
 # Number of ML-1M movies in each genre of `config.GENRES_ML1M`.
 GENRE_COUNTS = np.array([503, 283, 105, 251, 1200, 211, 127, 1603, 68, 44, 343, 114, 106,
                          471, 276, 492, 143, 68], dtype=float)
 # ML-1M's share of each star, 1 to 5.
 STAR_SHARES = np.array([0.0562, 0.1075, 0.2612, 0.3489, 0.2263])
+# Half stars 0.5 to 5 for the CSV format, shares close to ML-25M's (4 the most common,
+# then 3, 5 and 3.5).
+HALF_STAR_SHARES = np.array([0.0157, 0.0311, 0.0160, 0.0663, 0.0505, 0.1960, 0.1263,
+                             0.2659, 0.0877, 0.1445])
+# The CSV releases spell one genre "Children", add IMAX, and list some movies with no genre.
+IMAX_COUNT = 195.0
+NO_GENRE_SHARE = 0.05
+# Above this many users x movies, who rated what is drawn from candidates (`_draw_sampled`)
+# instead of from every movie (`_draw_exact`): ML-25M is 1e10 cells.
+EXACT_DRAW_MAX_CELLS = 1e9
 AGE_SHARES = np.array([222, 1103, 2096, 1193, 550, 496, 380], dtype=float)
 
 _WORDS = ["Night", "River", "Summer", "Stranger", "Kingdom", "Garden", "Heart", "Storm",
@@ -117,35 +132,128 @@ def _titles(rng, n: int, years: np.ndarray) -> list[str]:
     return titles
 
 
+def _genre_names(fmt: str) -> list[str]:
+    if fmt == "ml-1m":
+        return list(C.GENRES_ML1M)
+    return [("Children" if g == "Children's" else g) for g in C.GENRES_ML1M] + ["IMAX"]
+
+
+def _draw_exact(rng, log_pop: np.ndarray, affinity_rows, users: np.ndarray,
+                per_user: np.ndarray):
+    """Each user's movies: the top `per_user[u]` of ``log_pop + 2 affinity + Gumbel`` over
+    every movie (sampling without replacement in proportion to popularity x
+    ``exp(2 affinity)``). Returns (user, movie, affinity) per rating, by user."""
+    users_out, movies_out, affinity_out = [], [], []
+    n_movies = len(log_pop)
+    chunk = max(1, int(4e6 // n_movies))
+    for start in range(0, len(users), chunk):
+        rows = users[start:start + chunk]
+        affinity = affinity_rows(rows)
+        keys = log_pop[None, :] + 2.0 * affinity + rng.gumbel(size=affinity.shape)
+        counts = per_user[rows]
+        k_max = int(counts.max())
+        top = np.argpartition(-keys, k_max - 1, axis=1)[:, :k_max]
+        top_keys = np.take_along_axis(keys, top, axis=1)
+        top = np.take_along_axis(top, np.argsort(-top_keys, axis=1, kind="stable"), axis=1)
+        keep = np.arange(k_max)[None, :] < counts[:, None]
+        users_out.append(np.repeat(rows, counts))
+        movies_out.append(top[keep])
+        affinity_out.append(np.take_along_axis(affinity, top, axis=1)[keep])
+    return (np.concatenate(users_out), np.concatenate(movies_out),
+            np.concatenate(affinity_out))
+
+
+def _draw_sampled(rng, log_pop: np.ndarray, affinity_rows, affinity_pairs,
+                  per_user: np.ndarray):
+    """`_draw_exact` for catalogues too large to score every movie for every user.
+
+    Each user draws candidates from a flattened popularity (``popularity ** 0.5``), four
+    times as many as they will rate plus 50; the Gumbel top-k runs over the distinct
+    candidates with keys corrected by the proposal (``keys - log proposal``), which
+    approximates the exact draw. Users with too few distinct candidates take the exact one.
+    """
+    rated = np.flatnonzero(np.isfinite(log_pop))
+    log_prop = 0.5 * log_pop[rated]
+    prop = np.exp(log_prop - log_prop.max())
+    prop /= prop.sum()
+    log_prop = np.log(prop)
+    n_users, n_movies = len(per_user), len(log_pop)
+    users_out, movies_out, affinity_out, short = [], [], [], []
+    n_cand = 4 * per_user + 50
+    bounds = np.searchsorted(np.cumsum(n_cand), np.arange(4e6, n_cand.sum() + 4e6, 4e6))
+    start = 0
+    for stop in np.unique(np.minimum(bounds + 1, n_users)):
+        users = np.arange(start, stop)
+        start = stop
+        counts = per_user[users]
+        cand_user = np.repeat(users, n_cand[users])
+        pick = rng.choice(len(rated), size=len(cand_user), p=prop)
+        cand = rated[pick]
+        aff = affinity_pairs(cand_user, cand)
+        keys = log_pop[cand] + 2.0 * aff - log_prop[pick] + rng.gumbel(size=len(cand))
+        # Distinct (user, movie) pairs, each with its highest key; then by user, key down.
+        code = cand_user.astype(np.int64) * n_movies + cand
+        order = np.lexsort((-keys, code))
+        sel = order[np.r_[True, code[order][1:] != code[order][:-1]]]
+        sel = sel[np.lexsort((-keys[sel], cand_user[sel]))]
+        su = cand_user[sel]
+        begins = np.searchsorted(su, users)
+        distinct = np.diff(np.r_[begins, len(su)])
+        enough = distinct >= counts
+        rank = np.arange(len(su)) - begins[su - users[0]]
+        take = sel[(rank < per_user[su]) & enough[su - users[0]]]
+        users_out.append(cand_user[take])
+        movies_out.append(cand[take])
+        affinity_out.append(aff[take])
+        short.extend(users[~enough])
+    if short:
+        u, m, a = _draw_exact(rng, log_pop, affinity_rows, np.array(short), per_user)
+        users_out.append(u)
+        movies_out.append(m)
+        affinity_out.append(a)
+    user_idx = np.concatenate(users_out)
+    order = np.argsort(user_idx, kind="stable")
+    return (user_idx[order], np.concatenate(movies_out)[order],
+            np.concatenate(affinity_out)[order])
+
+
 def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> dict:
     """Make the synthetic release in memory.
 
     Args:
-        size: ``"ml-1m"`` for MovieLens 1M's exact counts, ``"tiny"`` for tests.
+        size: ``"ml-1m"`` for MovieLens 1M's exact counts, ``"ml-25m"`` for MovieLens
+            25M's (in its CSV format: half stars, no users file, "Children", IMAX, some
+            movies with no genres listed), ``"tiny"`` for tests.
         scale: multiplies users and ratings (movies by its square root), for benchmarks.
         seed: fixes every draw.
 
     Returns:
-        A dict of DataFrames ``ratings``, ``movies``, ``users`` (the release's columns) and
-        ``truth`` (arrays of the planted structure, as saved in ``truth.npz``).
+        A dict of DataFrames ``ratings``, ``movies``, ``users`` (the release's columns;
+        ``users`` is None for the CSV format) and ``truth`` (arrays of the planted
+        structure, as saved in ``truth.npz``).
     """
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}")
+    fmt = FORMATS[size]
     n = _counts(SIZES[size], scale)
     rng = np.random.default_rng(seed)
-    n_genres = len(C.GENRES_ML1M)
+    names = _genre_names(fmt)
+    n_genres = len(names)
+    genre_counts = GENRE_COUNTS if fmt == "ml-1m" else np.append(GENRE_COUNTS, IMAX_COUNT)
 
     # Movies: ids with gaps, 1-3 genres each (every genre used), latent vectors.
     movie_ids = np.sort(rng.choice(np.arange(1, n["max_movie_id"] + 1), n["movies"],
                                    replace=False))
     k = rng.choice([1, 2, 3], size=n["movies"], p=[0.5, 0.35, 0.15])
-    movie_genres = _pick_genres(rng, np.log(GENRE_COUNTS), k)
-    movie_genres[np.arange(n_genres), :] = np.eye(n_genres, dtype=bool)  # all 18 appear
+    movie_genres = _pick_genres(rng, np.log(genre_counts), k)
+    movie_genres[np.arange(n_genres), :] = np.eye(n_genres, dtype=bool)  # all appear
     genre_vectors = rng.normal(size=(n_genres, LATENT_DIM))
     movie_latent = (movie_genres @ genre_vectors) / movie_genres.sum(1, keepdims=True)
     movie_latent += 0.5 * rng.normal(size=movie_latent.shape)
     quality = rng.normal(0, 0.5, size=n["movies"])
-    years = np.clip(np.round(2000 - rng.exponential(12, size=n["movies"])), 1919, 2000)
+    last_year = 2000 if fmt == "ml-1m" else 2019
+    years = np.clip(np.round(last_year - rng.exponential(12, size=n["movies"])), 1919,
+                    last_year)
     years = years.astype(int)
 
     # Which movies anyone rated, and a long-tailed popularity among them.
@@ -160,7 +268,7 @@ def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> 
     age[:len(age_codes)] = age_codes  # every code appears
     occupation = rng.integers(0, len(C.OCCUPATION_LABELS), size=n["users"])
     occupation[:len(C.OCCUPATION_LABELS)] = np.arange(len(C.OCCUPATION_LABELS))
-    g = {name: i for i, name in enumerate(C.GENRES_ML1M)}
+    g = {name: i for i, name in enumerate(C.GENRES_ML1M)}  # the first 18, same order
     tilt = np.zeros((n["users"], n_genres))
     female = gender == "F"
     for name in ("Romance", "Drama", "Musical"):
@@ -172,7 +280,7 @@ def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> 
     for name in ("Film-Noir", "Documentary", "War"):
         tilt[age >= 50, g[name]] += 1.0
     fav_k = rng.choice([2, 3], size=n["users"])
-    favourite = _pick_genres(rng, 0.5 * np.log(GENRE_COUNTS) + tilt, fav_k)
+    favourite = _pick_genres(rng, 0.5 * np.log(genre_counts) + tilt, fav_k)
     taste = (favourite @ genre_vectors) / fav_k[:, None]
     taste += 0.5 * rng.normal(size=taste.shape)
     user_bias = rng.normal(0, 0.4, size=n["users"])
@@ -182,26 +290,23 @@ def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> 
     log_pop = np.full(n["movies"], -np.inf)
     log_pop[rated] = np.log(popularity[rated])
     movie_genres_f = movie_genres.astype(np.float32)
-    users_out, movies_out, affinity_out = [], [], []
-    chunk = max(1, int(4e6 // n["movies"]))
-    for start in range(0, n["users"], chunk):
-        sl = slice(start, start + chunk)
-        affinity = (taste[sl] @ movie_latent.T) / LATENT_DIM
-        affinity += (favourite[sl].astype(np.float32) @ movie_genres_f.T > 0) * 1.0
-        keys = log_pop[None, :] + 2.0 * affinity + rng.gumbel(size=affinity.shape)
-        counts = per_user[sl]
-        k_max = int(counts.max())
-        top = np.argpartition(-keys, k_max - 1, axis=1)[:, :k_max]
-        top_keys = np.take_along_axis(keys, top, axis=1)
-        top = np.take_along_axis(top, np.argsort(-top_keys, axis=1, kind="stable"), axis=1)
-        keep = np.arange(k_max)[None, :] < counts[:, None]
-        rows = np.repeat(np.arange(start, start + len(counts)), counts)
-        users_out.append(rows)
-        movies_out.append(top[keep])
-        affinity_out.append(np.take_along_axis(affinity, top, axis=1)[keep])
-    user_idx = np.concatenate(users_out)
-    movie_idx = np.concatenate(movies_out)
-    affinity = np.concatenate(affinity_out)
+    genre_bits = (movie_genres.astype(np.int64) << np.arange(n_genres)).sum(axis=1)
+    favourite_bits = (favourite.astype(np.int64) << np.arange(n_genres)).sum(axis=1)
+
+    def affinity_rows(users):  # (len(users), movies)
+        return ((taste[users] @ movie_latent.T) / LATENT_DIM
+                + (favourite[users].astype(np.float32) @ movie_genres_f.T > 0) * 1.0)
+
+    def affinity_pairs(users, movies):  # one value per (user, movie) pair
+        dot = np.einsum("ij,ij->i", taste[users], movie_latent[movies]) / LATENT_DIM
+        return dot + ((favourite_bits[users] & genre_bits[movies]) != 0)
+
+    if n["users"] * n["movies"] <= EXACT_DRAW_MAX_CELLS:
+        user_idx, movie_idx, affinity = _draw_exact(rng, log_pop, affinity_rows,
+                                                    np.arange(n["users"]), per_user)
+    else:
+        user_idx, movie_idx, affinity = _draw_sampled(rng, log_pop, affinity_rows,
+                                                      affinity_pairs, per_user)
 
     # Every rated movie gets at least one rating: give each one nobody drew to a user in
     # place of one of that user's movies that others rated too.
@@ -217,34 +322,47 @@ def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> 
         affinity[j] = (taste[user_idx[j]] @ movie_latent[m]) / LATENT_DIM + \
             float((favourite[user_idx[j]] & movie_genres[m]).any())
 
-    # Stars: affinity, quality and bias plus noise, cut at ML-1M's star frequencies.
+    # Stars: affinity, quality and bias plus noise, cut at the release's star frequencies.
     z = affinity + quality[movie_idx] + user_bias[user_idx] + rng.normal(0, 0.7, len(affinity))
-    cuts = np.quantile(z, np.cumsum(STAR_SHARES)[:-1])
+    shares = STAR_SHARES if fmt == "ml-1m" else HALF_STAR_SHARES
+    cuts = np.quantile(z, np.cumsum(shares)[:-1])
     stars = 1 + np.searchsorted(cuts, z)
+    if fmt != "ml-1m":
+        stars = stars / 2.0
 
-    # Timestamps: each user starts somewhere in 2000-2003 (most in 2000, as in ML-1M) and
-    # rates over the following weeks.
-    span = LAST_TIMESTAMP - FIRST_TIMESTAMP
-    start_time = FIRST_TIMESTAMP + (rng.beta(0.6, 2.0, size=n["users"]) * span).astype(np.int64)
+    # Timestamps: each user starts somewhere in the release's span (most near its start)
+    # and rates over the following weeks.
+    first, last = TIME_SPANS[fmt]
+    start_time = first + (rng.beta(0.6, 2.0, size=n["users"]) * (last - first)).astype(np.int64)
     times = start_time[user_idx] + rng.exponential(30 * 86_400, size=len(user_idx)).astype(np.int64)
-    times = np.minimum(times, LAST_TIMESTAMP)
+    times = np.minimum(times, last)
 
     order = np.lexsort((times, user_idx))
     user_ids = np.arange(1, n["users"] + 1)
     ratings = pd.DataFrame({
         C.USER_COL: user_ids[user_idx[order]], C.MOVIE_COL: movie_ids[movie_idx[order]],
         C.RATING_COL: stars[order], C.TIMESTAMP_COL: times[order]})
-    genre_names = np.array(C.GENRES_ML1M, dtype=object)
+    genre_names = np.array(names, dtype=object)
+    titles = _titles(rng, n["movies"], years)
+    listed = movie_genres
+    if fmt != "ml-1m":
+        # Some movies have no genres listed (their planted genres still shape the ratings).
+        listed = movie_genres.copy()
+        hidden = rng.random(n["movies"]) < NO_GENRE_SHARE
+        hidden[:n_genres] = False  # keep every genre listed at least once
+        listed[hidden] = False
     movies = pd.DataFrame({
-        C.MOVIE_COL: movie_ids, C.TITLE_COL: _titles(rng, n["movies"], years),
-        C.GENRES_COL: ["|".join(genre_names[row]) for row in movie_genres]})
-    zips = np.char.zfill(rng.integers(0, 100_000, n["users"]).astype(str), 5)
-    long_zip = rng.random(n["users"]) < 0.01
-    zips = np.where(long_zip, np.char.add(np.char.add(zips, "-"),
-                    np.char.zfill(rng.integers(0, 10_000, n["users"]).astype(str), 4)), zips)
-    users = pd.DataFrame({C.USER_COL: user_ids, C.GENDER_COL: gender, C.AGE_COL: age,
-                          C.OCCUPATION_COL: occupation, C.ZIP_COL: zips})
-    truth = {"user_ids": user_ids, "movie_ids": movie_ids, "genres": np.array(C.GENRES_ML1M),
+        C.MOVIE_COL: movie_ids, C.TITLE_COL: titles,
+        C.GENRES_COL: ["|".join(genre_names[row]) or C.NO_GENRES for row in listed]})
+    users = None
+    if fmt == "ml-1m":
+        zips = np.char.zfill(rng.integers(0, 100_000, n["users"]).astype(str), 5)
+        long_zip = rng.random(n["users"]) < 0.01
+        zips = np.where(long_zip, np.char.add(np.char.add(zips, "-"), np.char.zfill(
+            rng.integers(0, 10_000, n["users"]).astype(str), 4)), zips)
+        users = pd.DataFrame({C.USER_COL: user_ids, C.GENDER_COL: gender, C.AGE_COL: age,
+                              C.OCCUPATION_COL: occupation, C.ZIP_COL: zips})
+    truth = {"user_ids": user_ids, "movie_ids": movie_ids, "genres": np.array(names),
              "favourite_genres": favourite, "user_taste": taste, "user_bias": user_bias,
              "movie_genres": movie_genres, "movie_latent": movie_latent,
              "movie_quality": quality, "genre_vectors": genre_vectors,
@@ -259,12 +377,33 @@ def _dat(df: pd.DataFrame) -> bytes:
     return buf.getvalue().replace("\x1f", "::").encode("latin-1")
 
 
+def _csv(df: pd.DataFrame, header: list[str]) -> bytes:
+    """Rows as the CSV releases write them: a header, commas, fields with commas quoted,
+    UTF-8."""
+    buf = io.StringIO()
+    df.to_csv(buf, header=header, index=False, lineterminator="\n")
+    return buf.getvalue().encode("utf-8")
+
+
+def _files(data: dict, fmt: str) -> dict[str, bytes]:
+    if fmt == "ml-1m":
+        return {"movies.dat": _dat(data["movies"]), "users.dat": _dat(data["users"]),
+                "ratings.dat": _dat(data["ratings"])}
+    ratings = data["ratings"]
+    return {"movies.csv": _csv(data["movies"], ["movieId", "title", "genres"]),
+            "ratings.csv": b"".join(
+                _csv(ratings.iloc[i:i + 2_000_000], ["userId", "movieId", "rating",
+                                                     "timestamp"] if i == 0 else False)
+                for i in range(0, len(ratings), 2_000_000))}
+
+
 def write_synthetic(out: Path | str, size: str = "ml-1m", *, scale: float = 1.0,
                     seed: int = C.SEED) -> Path:
-    """Write ratings.dat, movies.dat, users.dat (ML-1M format) and truth.npz into `out`.
+    """Write the release's files and truth.npz into `out`: ratings.dat, movies.dat,
+    users.dat (ML-1M format) or ratings.csv, movies.csv (ML-25M format, size "ml-25m").
 
-    The files are written under temporary names and renamed at the end, so an interrupted
-    run never leaves a folder that looks complete.
+    The files are written under temporary names and renamed at the end, ratings last, so
+    an interrupted run never leaves a folder that looks complete.
 
     Returns:
         The folder written.
@@ -272,19 +411,21 @@ def write_synthetic(out: Path | str, size: str = "ml-1m", *, scale: float = 1.0,
     out = Path(out)
     if not scale > 0:
         raise ValueError(f"scale must be above 0, got {scale}")
+    fmt = FORMATS.get(size)
     data = generate(size, scale=scale, seed=seed)  # before any folder is made
+    parts = _files(data, fmt)
     out.mkdir(parents=True, exist_ok=True)
-    parts = {"movies.dat": _dat(data["movies"]), "users.dat": _dat(data["users"]),
-             "ratings.dat": _dat(data["ratings"])}
     for name, payload in parts.items():
         (out / f".{name}.part").write_bytes(payload)
     with open(out / ".truth.npz.part", "wb") as fh:
         np.savez_compressed(fh, **data["truth"])
     (out / "README.txt").write_text(
-        "Synthetic data in the MovieLens 1M format, made by `python -m lib data synthetic` "
-        f"(size={size}, scale={scale}, seed={seed}).\nIt is not MovieLens: the ratings come "
-        "from a planted model whose truth is in truth.npz.\n", encoding="utf-8")
-    for name in ["truth.npz", "movies.dat", "users.dat", "ratings.dat"]:  # ratings last
+        f"Synthetic data in the MovieLens {fmt[3:].upper()} format, made by `python -m lib "
+        f"data synthetic` (size={size}, scale={scale}, seed={seed}).\nIt is not MovieLens: "
+        "the ratings come from a planted model whose truth is in truth.npz.\n",
+        encoding="utf-8")
+    ratings = C.RELEASES[fmt]["ratings"]
+    for name in ["truth.npz", *(p for p in parts if p != ratings), ratings]:
         (out / f".{name}.part").replace(out / name)
     return out
 

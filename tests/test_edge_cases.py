@@ -225,8 +225,8 @@ def test_every_genre_has_a_single_genre_movie():
 
 
 def test_timestamps_end_with_ml1m():
-    from lib.synthetic import LAST_TIMESTAMP, generate
-    assert generate("tiny", scale=4)["ratings"][C.TIMESTAMP_COL].max() <= LAST_TIMESTAMP
+    from lib.synthetic import TIME_SPANS, generate
+    assert generate("tiny", scale=4)["ratings"][C.TIMESTAMP_COL].max() <= TIME_SPANS["ml-1m"][1]
 
 
 def test_taste_follows_favourite_genres():

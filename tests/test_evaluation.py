@@ -144,3 +144,15 @@ def test_count_leaks_and_hits_by_popularity():
     # Both test movies (2 and 3) have 0 training ratings: one of the two is recommended.
     assert table["test ratings"].iloc[0] == 2
     assert table["share in top-k"].iloc[0] == pytest.approx(0.5)
+
+
+def test_recommend_all_gives_the_lists_of_top_k():
+    rng = np.random.default_rng(3)
+    scores = rng.normal(size=(50, 40)).astype(np.float32)
+    seen = rng.random((50, 40)) < 0.3
+    seen[7] = True  # a user who has seen everything: all -1
+    train = sp.csr_matrix(seen, dtype=np.float32)
+    users = np.arange(50)
+    got = ev.recommend_all(lambda rows: scores[rows].copy(), train, users, 45, batch=16)
+    np.testing.assert_array_equal(got, ev.top_k(scores, 45, exclude=train))
+    assert (got[7] == -1).all()

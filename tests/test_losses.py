@@ -28,7 +28,7 @@ def test_sampled_softmax_corrects_by_log_q_and_drops_accidental_hits():
     log_q = np.log(3 * np.array([0.4, 0.3, 0.2, 0.1])).astype(np.float32)
     got = float(losses.sampled_softmax(*map(tf.constant, (u, table, bias)),
                                        tf.constant(pos_rows, tf.int32),
-                                       tf.constant(pos_items, tf.int32), tf.constant(target),
+                                       tf.constant(pos_items, tf.int32),
                                        tf.constant(negatives, tf.int32), tf.constant(log_q)))
 
     def logit(user, movie):  # u . v + b - log(S q)
@@ -43,6 +43,22 @@ def test_sampled_softmax_corrects_by_log_q_and_drops_accidental_hits():
         every = [logit(user, movie), *others]
         terms.append(-logit(user, movie) + np.log(np.sum(np.exp(every))))
     assert got == pytest.approx(np.mean(terms), rel=1e-5)
+
+
+def test_accidental_hits_are_the_negatives_among_each_users_positives():
+    rng = np.random.default_rng(0)
+    target = rng.random((5, 30)) < 0.3
+    target[3] = False  # a user with no positives in the batch
+    rows, items = np.nonzero(target)
+    order = rng.permutation(len(rows))  # pairs in any order
+    negatives = rng.integers(0, 30, 50)
+    got = losses.accidental_hits(tf.constant(rows[order], tf.int32),
+                                 tf.constant(items[order], tf.int32),
+                                 tf.constant(negatives, tf.int32), 5, 30)
+    np.testing.assert_array_equal(got.numpy(), target[:, negatives])
+    none = losses.accidental_hits(tf.zeros([0], tf.int32), tf.zeros([0], tf.int32),
+                                  tf.constant(negatives, tf.int32), 2, 30)
+    assert not none.numpy().any()
 
 
 def test_negatives_are_drawn_by_popularity_and_the_same_for_the_same_step():

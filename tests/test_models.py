@@ -197,3 +197,67 @@ def test_sampled_softmax_training_learns_and_is_chosen_for_large_catalogues(tiny
     full = stages.run_stage2(ds, ids, split.train, stage1.movie_vectors, dim=32, epochs=2,
                              rating=False, loss="full", progress=False)
     assert full.settings["loss"] == "full"  # a parameter overrides the choice
+
+
+def test_ease_is_skipped_above_its_size_with_a_reason(tiny, trained, monkeypatch, caplog):
+    from lib import config as C
+    ds, ids = tiny
+    split, s2 = trained
+    monkeypatch.setattr(C, "EASE_MAX_MOVIES", ids.n_movies - 1)
+    table, recs, _, _ = stages.evaluate_all(ds, ids, split, None, stage2=s2, progress=False)
+    assert "EASE" not in table.index and "EASE" not in recs
+    assert {"stage 2 (ours)", "most popular"} <= set(table.index)
+    assert any("EASE skipped" in r.message and "EASE_MAX_MOVIES" in r.message
+               for r in caplog.records)
+
+
+def test_validation_uses_a_seeded_sample_of_users_above_its_size(tiny, stage1, monkeypatch):
+    from lib import config as C
+    ds, ids = tiny
+    split = ev.split_stratified(ds.ratings, "item", 0.75, 42)
+    monkeypatch.setattr(C, "VALIDATION_MAX_USERS", 50)
+    runs = [stages.run_stage2(ds, ids, split.train, stage1.movie_vectors, dim=32, epochs=2,
+                              rating=False, refit=False, progress=False) for _ in range(2)]
+    assert runs[0].settings["validation_users"] == 50
+    np.testing.assert_array_equal(runs[0].ranking_history["validation"],
+                                  runs[1].ranking_history["validation"])
+
+
+def test_ranking_batches_shrink_for_small_datasets():
+    from lib import config as C
+    assert stages.ranking_batch(162_541) == C.RANKING_BATCH_USERS
+    assert stages.ranking_batch(943) == 236  # ML-100K: four updates an epoch
+    assert stages.ranking_batch(3) == 1
+
+
+def test_lazy_adam_updates_only_the_rows_of_a_sparse_gradient_as_adam_would():
+    import keras
+    import tensorflow as tf
+    rng = np.random.default_rng(0)
+    start = rng.normal(size=(5, 3)).astype(np.float32)
+    var = keras.Variable(start.copy())
+    opt = M.LazyAdam(0.1)
+    opt.build([var])
+    m, v, w = np.zeros_like(start), np.zeros_like(start), start.copy()
+    for t, rows in enumerate(([0, 2, 2], [4], [0, 2]), start=1):  # row 2 twice: summed
+        values = rng.normal(size=(len(rows), 3)).astype(np.float32)
+        opt.apply_gradients([(tf.IndexedSlices(tf.constant(values), tf.constant(rows),
+                                               tf.constant([5, 3])), var)])
+        g = np.zeros_like(start)
+        np.add.at(g, rows, values)
+        hit = np.unique(rows)
+        m[hit] = 0.9 * m[hit] + 0.1 * g[hit]
+        v[hit] = 0.999 * v[hit] + 0.001 * g[hit] ** 2
+        w[hit] -= 0.1 * np.sqrt(1 - 0.999 ** t) / (1 - 0.9 ** t) * m[hit] / (
+            np.sqrt(v[hit]) + 1e-7)
+    np.testing.assert_allclose(np.asarray(var), w, atol=1e-6)
+    np.testing.assert_array_equal(np.asarray(var)[1], start[1])  # never in a gradient
+    dense = keras.Variable(start.copy())  # dense gradients: Keras' Adam
+    ref = keras.Variable(start.copy())
+    lazy, adam = M.LazyAdam(0.1), keras.optimizers.Adam(0.1)
+    lazy.build([dense])
+    adam.build([ref])
+    grad = tf.constant(rng.normal(size=(5, 3)).astype(np.float32))
+    lazy.apply_gradients([(grad, dense)])
+    adam.apply_gradients([(grad, ref)])
+    np.testing.assert_array_equal(np.asarray(dense), np.asarray(ref))

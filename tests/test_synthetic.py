@@ -75,3 +75,49 @@ def test_scale_grows_users_and_ratings():
     assert len(big["users"]) == 4 * len(small["users"])
     assert len(big["ratings"]) == 4 * len(small["ratings"])
     assert len(big["movies"]) == 2 * len(small["movies"])  # movies grow as sqrt(scale)
+
+
+def test_ml25m_format_round_trips_through_the_ml25m_loader(tmp_path):
+    """The ML-25M-format writer at a tiny scale, read back by the `ml-25m` reader: CSV
+    with a header, half stars, quoted titles, "(no genres listed)", no users file."""
+    from lib import synthetic
+    from lib.data import read_release
+    made = synthetic.generate("ml-25m", scale=0.002)
+    folder = write_synthetic(tmp_path / "ml-25m", "ml-25m", scale=0.002)
+    assert sorted(p.name for p in folder.iterdir()) == ["README.txt", "movies.csv",
+                                                       "ratings.csv", "truth.npz"]
+    assert (folder / "ratings.csv").read_text().startswith("userId,movieId,rating,timestamp\n")
+    ds, problems = read_release(folder, "ml-25m")
+    assert problems == [] and ds.users is None
+    expected = made["ratings"]
+    for col in C.RATING_COLUMNS:
+        np.testing.assert_array_equal(ds.ratings[col].to_numpy(), expected[col].to_numpy())
+    assert set(np.unique(ds.ratings[C.RATING_COL])) == set(np.arange(1, 11) / 2)
+    assert ds.movies[C.TITLE_COL].tolist() == made["movies"][C.TITLE_COL].tolist()
+    assert ds.movies[C.TITLE_COL].str.contains(",").any()  # quoted in the file
+    listed = made["movies"][C.GENRES_COL]
+    assert (listed == C.NO_GENRES).any()
+    assert ds.movies[C.GENRES_COL].map(len).eq(0).sum() == (listed == C.NO_GENRES).sum()
+    assert {"Children", "IMAX"} <= set(ds.genres) and "Children's" not in ds.genres
+    t = ds.ratings[C.TIMESTAMP_COL]
+    assert t.min() >= 789_652_009 and t.max() <= 1_574_327_703  # 1995-01-09 to 2019-11-21
+    assert ds.ratings.groupby(C.USER_COL).size().min() >= 20
+
+
+def test_large_catalogues_draw_from_candidates_with_the_same_planted_structure(monkeypatch):
+    """The candidate draw used above `EXACT_DRAW_MAX_CELLS` keeps the exact counts and the
+    planted preference: users rate movies of their favourite genres more often."""
+    from lib import synthetic
+    monkeypatch.setattr(synthetic, "EXACT_DRAW_MAX_CELLS", 0)
+    made = synthetic.generate("ml-25m", scale=0.002)
+    r, truth = made["ratings"], made["truth"]
+    n = synthetic._counts(synthetic.SIZES["ml-25m"], 0.002)
+    assert len(r) == n["ratings"] and r[C.USER_COL].nunique() == n["users"]
+    assert r[C.MOVIE_COL].nunique() == n["rated"]
+    assert not r.duplicated([C.USER_COL, C.MOVIE_COL]).any()
+    rows = np.searchsorted(truth["movie_ids"], r[C.MOVIE_COL])
+    liked = (truth["favourite_genres"][r[C.USER_COL] - 1] & truth["movie_genres"][rows]).any(1)
+    # Share of ratings on a favourite genre, against the share of movies that are one.
+    base = (truth["favourite_genres"].astype(int) @ truth["movie_genres"].T.astype(int)
+            > 0).mean()
+    assert liked.mean() > base + 0.2
