@@ -217,8 +217,10 @@ def test_validation_uses_a_seeded_sample_of_users_above_its_size(tiny, stage1, m
     split = ev.split_stratified(ds.ratings, "item", 0.75, 42)
     monkeypatch.setattr(C, "VALIDATION_MAX_USERS", 50)
     runs = [stages.run_stage2(ds, ids, split.train, stage1.movie_vectors, dim=32, epochs=2,
-                              rating=False, refit=False, progress=False) for _ in range(2)]
+                              rating=False, progress=False) for _ in range(2)]
     assert runs[0].settings["validation_users"] == 50
+    assert runs[0].settings["refit"] is False  # "auto": no refit when validation is sampled
+    assert "no refit" in runs[0].summary()
     np.testing.assert_array_equal(runs[0].ranking_history["validation"],
                                   runs[1].ranking_history["validation"])
 
@@ -261,3 +263,19 @@ def test_lazy_adam_updates_only_the_rows_of_a_sparse_gradient_as_adam_would():
     lazy.apply_gradients([(grad, dense)])
     adam.apply_gradients([(grad, ref)])
     np.testing.assert_array_equal(np.asarray(dense), np.asarray(ref))
+
+
+def test_above_the_validation_size_only_sampled_users_hold_out_ratings(tiny, monkeypatch):
+    from lib import config as C
+    ds, ids = tiny
+    monkeypatch.setattr(C, "VALIDATION_MAX_USERS", 40)
+    inner, sampled = stages._validation_split(ds.ratings, ids, 0.1, 7)
+    assert sampled and inner.test[C.USER_COL].nunique() == 40
+    assert len(inner.train) + len(inner.test) == len(ds.ratings)
+    kept = inner.train.merge(inner.test, on=[C.USER_COL, C.MOVIE_COL])
+    assert kept.empty  # no rating on both sides
+    again, _ = stages._validation_split(ds.ratings, ids, 0.1, 7)
+    assert again.test.equals(inner.test)
+    monkeypatch.setattr(C, "VALIDATION_MAX_USERS", ids.n_users)
+    _, sampled = stages._validation_split(ds.ratings, ids, 0.1, 7)
+    assert not sampled
