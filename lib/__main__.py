@@ -248,7 +248,7 @@ def _recommend(args) -> int:
 
 def _bench(args) -> int:
     from lib.bench import main
-    main(args.group, args.out)
+    main(args.group, args.out, args.work)
     return 0
 
 
@@ -335,6 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data | train | data-scale | train-scale | answer "
                         "(default: data, train and answer)")
     p.add_argument("--out", type=Path, help="JSON file (default benchmarks.json)")
+    p.add_argument("--work", type=Path, help="folder that keeps the generated data between "
+                                             "runs (default: a temporary folder)")
     p.set_defaults(func=_bench)
     return parser
 
