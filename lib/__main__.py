@@ -248,7 +248,7 @@ def _recommend(args) -> int:
 
 def _bench(args) -> int:
     from lib.bench import main
-    main(args.group, args.out, args.work)
+    main(args.group, args.out, args.work, args.only)
     return 0
 
 
@@ -337,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, help="JSON file (default benchmarks.json)")
     p.add_argument("--work", type=Path, help="folder that keeps the generated data between "
                                              "runs (default: a temporary folder)")
+    p.add_argument("--only", action="append",
+                   help="run only the cases whose name contains this text (repeatable)")
     p.set_defaults(func=_bench)
     return parser
 

@@ -84,6 +84,11 @@ def _ensure_synthetic(work: Path, scale: float = 1.0, size: str = "ml-1m") -> Pa
     return folder
 
 
+def _dataset(size: str) -> str:
+    """The dataset name whose format a synthetic size is written in."""
+    return "synthetic-25m" if size == "ml-25m" else "synthetic"
+
+
 def _training_data(work: Path, tag: str):
     """The dataset of a scale and its id map; parsed once, then read from a pickle so
     that each case's timing is its own work, not the parse."""
@@ -93,11 +98,13 @@ def _training_data(work: Path, tag: str):
     from lib.ids import IdMap
     name, size, scale = SCALES[tag]
     folder = _ensure_synthetic(work, scale, size)
-    cache = folder / "parsed.pkl"
+    ratings = (folder / C.release_info(_dataset(size))["ratings"]).stat()
+    # Keyed by the ratings file, so regenerated data is parsed anew.
+    cache = folder / f"parsed-{ratings.st_size}-{ratings.st_mtime_ns}.pkl"
     if cache.is_file():
         ds = pd.read_pickle(cache)
     else:
-        ds, _ = data.read_release(folder, "synthetic-25m" if size == "ml-25m" else "synthetic")
+        ds, _ = data.read_release(folder, _dataset(size))
         pd.to_pickle(ds, cache)
     return ds, IdMap.from_dataset(ds)
 
@@ -119,8 +126,7 @@ def _load(work: Path, tag: str) -> dict:
     name, size, scale = SCALES[tag]
     folder = _ensure_synthetic(work, scale, size)
     t0 = time.perf_counter()
-    ds, problems = data.read_release(folder, "synthetic-25m" if size == "ml-25m" else
-                                     "synthetic")
+    ds, problems = data.read_release(folder, _dataset(size))
     return {"rows": len(ds.ratings), "s to load": time.perf_counter() - t0}
 
 
@@ -189,8 +195,9 @@ def _stage2_rating(work: Path, tag: str) -> dict:
 
 def _converged(work: Path, tag: str) -> dict:
     """Both stages as notebook 03 runs them, on a 75/25 per-item split: stage 1, then the
-    ranking and rating models with early stopping on validation and the refit; test
-    nDCG@10 and RMSE."""
+    ranking and rating models with early stopping on validation and the refit (none above
+    `config.VALIDATION_MAX_USERS` users, where validation is a sample); test nDCG@10 and
+    RMSE."""
     from lib import evaluation, models, stages
     ds, ids = _training_data(work, tag)
     t0 = time.perf_counter()
@@ -200,10 +207,9 @@ def _converged(work: Path, tag: str) -> dict:
     seconds = time.perf_counter() - t0
     train = evaluation.interactions(split.train, ids)
     test = evaluation.interactions(split.test, ids)
-    users = np.flatnonzero(np.diff(test.indptr) > 0)
-    if len(users) > C.VALIDATION_MAX_USERS:  # the test score on a seeded sample of users
-        users = np.sort(np.random.default_rng(C.SEED).choice(users, C.VALIDATION_MAX_USERS,
-                                                             replace=False))
+    # The test score on a seeded sample of users above the validation size.
+    users = evaluation.sample_users(np.flatnonzero(np.diff(test.indptr) > 0),
+                                    C.VALIDATION_MAX_USERS, C.SEED)
     recs = evaluation.recommend_all(s2.scores(), train, users, 10)
     ndcg = evaluation.ranking_metrics(recs, test, users, 10)["ndcg@10"]
     pred = models.predict_ratings(s2.rating, split.test, ids, s2.features, ds.scale[:2])
@@ -231,6 +237,7 @@ def _converged(work: Path, tag: str) -> dict:
             "stage 1 s": s1.seconds, "ranking s": s2.seconds["ranking"],
             "rating s": s2.seconds["rating"], "epochs": s2.settings["ranking_epochs"],
             "rating epochs": s2.settings["rating_epochs"], "loss": s2.settings["loss"],
+            "refit": s2.settings["refit"],
             "ndcg@10": ndcg, "test users": len(users), "rmse": rmse}
 
 
@@ -255,9 +262,10 @@ for _tag, (_, _size, _scale) in SCALES.items():
               (f"stage 2 ranking epoch (sampled softmax, {C.SAMPLED_NEGATIVES} negatives)",
                lambda w, t: _stage2_ranking(w, t, "sampled")),
               ("stage 2 rating epoch", _stage2_rating),
-              ("stages 1+2 to convergence (early stopping + refit)", _converged),
+              ("stages 1+2 to convergence (early stopping; refit unless validation is "
+               "sampled)", _converged),
               ("top-10 for all users", _top10_all)]
-    if _size == "ml-25m":  # 9.6e9 logits an epoch: the full softmax is not run there
+    if _size == "ml-25m":  # 1e10 logits an epoch: the full softmax is not run there
         _cases = [c for c in _cases if "over all movies" not in c[0]]
     for _name, _fn in _cases:
         case(f"{_name}, {_tag}", _group, repeat=1)(lambda work, fn=_fn, tag=_tag: fn(work, tag))
@@ -340,13 +348,14 @@ def _peak_rss_kb() -> int | None:
 
 
 def main(groups: list[str] | None = None, out: Path | None = None,
-         work: Path | None = None) -> list[dict]:
+         work: Path | None = None, only: list[str] | None = None) -> list[dict]:
     """Run the cases of `groups` (data, train and answer by default; data-scale and
     train-scale generate 10x and ML-25M-sized data first), print a table, write JSON.
 
-    `work` keeps the generated data between runs (default: a temporary folder). Each case
-    prints one line when it ends, and the JSON is rewritten after every case, so a long
-    run that fails keeps what it measured.
+    `only` keeps the cases whose name contains one of its texts. `work` keeps the
+    generated data between runs (default: a temporary folder). Each case prints one line
+    when it ends, and the JSON is rewritten after every case, so a long run that fails
+    keeps what it measured.
     """
     groups = groups or ["data", "train", "answer"]
     results = []
@@ -356,7 +365,7 @@ def main(groups: list[str] | None = None, out: Path | None = None,
         work.mkdir(parents=True, exist_ok=True)
         _ensure_synthetic(work)
         for name, spec in CASES.items():
-            if spec["group"] not in groups:
+            if spec["group"] not in groups or (only and not any(t in name for t in only)):
                 continue
             proc = subprocess.run([sys.executable, "-m", "lib.bench", name, str(work)],
                                   capture_output=True, text=True, cwd=C.PROJ_ROOT)

@@ -136,8 +136,8 @@ def _read_fast(raw: bytes, spec: _Table) -> pd.DataFrame | None:
     if not body or body.startswith(b"\n") or b"\n\n" in body:
         return None
     # n-1 separators a line: in all, and on the first line (pandas would take a longer
-    # first line's extra field as an index); a longer later line makes pandas raise, a
-    # shorter one leaves a missing value, both caught below.
+    # first line's extra field as an index). A shorter line elsewhere would need a longer
+    # one to keep the total, and pandas raises on a longer later line.
     fast_sep = _FAST_SEP if len(sep) > 1 else sep
     n_body_lines = body.count(b"\n") + (body[-1:] != b"\n")
     if body.count(fast_sep) != (len(spec.columns) - 1) * n_body_lines or \
@@ -154,8 +154,6 @@ def _read_fast(raw: bytes, spec: _Table) -> pd.DataFrame | None:
     if len(df) != n_body_lines:
         return None
     for name, kind in spec.columns:
-        if kind == "str" and df[name].isna().any():
-            return None
         if kind == "id" and (df[name] < 0).any():
             return None
         if kind == "float" and not np.isfinite(df[name].to_numpy()).all():
@@ -378,8 +376,9 @@ def _cross_check(ratings: pd.DataFrame, movies: pd.DataFrame, users: pd.DataFram
     # faster than hashing 25M pairs. Only when there are some are they found one by one.
     code = (ratings[C.USER_COL].to_numpy(np.int64) << 32) | ratings[C.MOVIE_COL].to_numpy(
         np.int64)
-    small = len(code) == 0 or max(ratings[C.USER_COL].max(), ratings[C.MOVIE_COL].max()) < 2**31
-    if not small or (np.diff(np.sort(code, kind="stable")) == 0).any():
+    # (Equal pairs give equal keys whatever the ids; unequal pairs that collide only send
+    # the check to the exact search below.)
+    if (np.diff(np.sort(code, kind="stable")) == 0).any():
         key = ratings[[C.USER_COL, C.MOVIE_COL]]
         dup = key.duplicated().to_numpy()
         first = key.drop_duplicates().assign(_first=ratings["_line"])

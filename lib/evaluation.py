@@ -171,19 +171,27 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     return top
 
 
+def sample_users(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
+    """At most `limit` of `users`, a seeded sample in ascending order (all when fewer)."""
+    users = np.asarray(users)
+    if len(users) <= limit:
+        return users
+    return np.sort(np.random.default_rng(seed).choice(users, limit, replace=False))
+
+
 def recommend_all(score_fn, train: sp.csr_matrix, users: np.ndarray, k: int,
                   batch: int = 2048) -> np.ndarray:
     """Top-k movie rows for `users`, scoring them in batches with ``score_fn(user_rows)``:
-    one batch of scores in memory at a time (2,048 users x 59,047 movies is 0.5 GB), so
-    the 9.6e9 scores of ML-25M are never held or sorted at once.
+    one batch of scores in memory at a time (2,048 users x 62,423 movies is 0.5 GB), so
+    the 1e10 scores of ML-25M are never held or sorted at once. `score_fn` must return a
+    new array each call: a float32 one is overwritten (seen movies set to -inf) to spare
+    a copy of every batch.
 
     The batches go through TensorFlow's `top_k` (a heap per row, on every core: about 9x
     faster than numpy's argpartition over ML-1M's 22M scores); ties keep the lower movie
     row first: the lists of `top_k`, up to the order of tied scores.
     """
-    import os
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import tensorflow as tf
+    from lib.models import tf  # TensorFlow with the project's environment settings
     out = np.full((len(users), k), -1, dtype=np.int64)
     k_eff = min(k, train.shape[1])
     for start in range(0, len(users), batch):

@@ -291,6 +291,11 @@ class LazyAdam(keras.optimizers.Adam):
     the rows it touches, not the table (162,541 users x 64 at ML-25M). Dense gradients
     take Keras' Adam unchanged."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.amsgrad:
+            raise ValueError("LazyAdam has no amsgrad variant")
+
     def update_step(self, gradient, variable, learning_rate):
         if not isinstance(gradient, tf.IndexedSlices):
             return super().update_step(gradient, variable, learning_rate)
@@ -325,10 +330,11 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
                         progress: bool = True, loss: str = "full",
                         negatives: int = C.SAMPLED_NEGATIVES,
                         l2_pair: float = C.RANKING_L2_PAIR) -> pd.DataFrame:
-    """Fit the ranking model with a softmax over all movies, one row per user.
+    """Fit the ranking model, a batch of users per step, one softmax row per user.
 
-    A compiled TensorFlow step builds each batch's multi-hot targets from the training
-    matrix on the fly (no dense users x movies array), so memory stays flat at any scale.
+    The whole epoch is one compiled TensorFlow loop. With the full softmax each step builds
+    its batch's multi-hot targets from the training matrix on the fly (no users x movies
+    array); the sampled softmax needs no targets at all, so memory stays flat at any scale.
 
     Args:
         train: users x movies 0/1 training matrix (rows and columns from the id map).
@@ -397,7 +403,8 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
         return total / tf.cast(n_batches, tf.float32)
 
     active = np.flatnonzero(np.diff(train.indptr) > 0).astype(np.int32)
-    patience = max(patience, -(-C.PATIENCE_STEPS * batch_users // max(len(active), 1)))
+    steps_per_epoch = max(1, -(-len(active) // batch_users))
+    patience = max(patience, -(-C.PATIENCE_STEPS // steps_per_epoch))
     rng = np.random.default_rng(seed)
     history, best, best_weights, waited = [], -np.inf, None, 0
     bar = tqdm(range(epochs), desc="stage 2 (ranking)", disable=not progress or C.headless())
@@ -535,7 +542,7 @@ def train_rating_model(model: keras.Model, train: pd.DataFrame, ids,
                 best, waited = row["val_rmse"], 0
             else:
                 waited += 1
-            if row["val_rmse"] <= lowest:
+            if row["val_rmse"] < lowest:
                 lowest, best_weights = row["val_rmse"], model.get_weights()
         history.append(row)
         bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("rmse", "val_rmse")})

@@ -72,7 +72,7 @@ def run_stage1(dataset: Dataset, ids: IdMap, *, dim: int = C.EMBEDDING_DIM,
 
 # --- stage 2 ---------------------------------------------------------------------------
 
-def _validation_split(train: pd.DataFrame, ids: IdMap, val_ratio: float,
+def _validation_split(train: pd.DataFrame, val_ratio: float,
                       seed: int) -> tuple[ev.Split, bool]:
     """`val_ratio` of each user's training ratings held out, for every user or, above
     `config.VALIDATION_MAX_USERS` users, for a seeded sample of them; and whether sampled."""
@@ -80,7 +80,7 @@ def _validation_split(train: pd.DataFrame, ids: IdMap, val_ratio: float,
     every = np.unique(users)
     if len(every) <= C.VALIDATION_MAX_USERS:
         return ev.split_stratified(train, by="user", ratio=1 - val_ratio, seed=seed), False
-    chosen = np.random.default_rng(seed).choice(every, C.VALIDATION_MAX_USERS, replace=False)
+    chosen = ev.sample_users(every, C.VALIDATION_MAX_USERS, seed)
     mine = np.isin(users, chosen)
     part = ev.split_stratified(train[mine], by="user", ratio=1 - val_ratio, seed=seed)
     rest = pd.concat([train[~mine], part.train], ignore_index=True)
@@ -89,7 +89,8 @@ def _validation_split(train: pd.DataFrame, ids: IdMap, val_ratio: float,
 
 def ranking_batch(n_users: int) -> int:
     """Users per step of the ranking model: `config.RANKING_BATCH_USERS`, or fewer so that
-    an epoch makes at least `config.RANKING_MIN_STEPS` updates (ML-100K: 236)."""
+    an epoch over `n_users` users (those with training ratings) makes at least
+    `config.RANKING_MIN_STEPS` updates (ML-100K: 236)."""
     return int(min(C.RANKING_BATCH_USERS, max(1, -(-n_users // C.RANKING_MIN_STEPS))))
 
 
@@ -162,7 +163,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     a small share of the training ratings: 0.6% at ML-25M size, for half the time). Test
     ratings are never seen either way.
     """
-    inner, sampled = _validation_split(train, ids, val_ratio, seed)
+    inner, sampled = _validation_split(train, val_ratio, seed)
     if refit == "auto":
         refit = not sampled
     fit_rows = ev.interactions(inner.train, ids)
@@ -181,7 +182,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                                      init=init, side_sizes=sizes, l2_user=l2_user, seed=seed)
 
     if batch_users is None:
-        batch_users = ranking_batch(ids.n_users)
+        batch_users = ranking_batch(int(train[C.USER_COL].nunique()))
     if loss == "auto":
         loss = "sampled" if ids.n_users * ids.n_movies > C.FULL_SOFTMAX_MAX_CELLS else "full"
     settings = {"init": init, "dim": dim, "side": side, "max_epochs": epochs, "loss": loss,
