@@ -406,23 +406,48 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
     steps_per_epoch = max(1, -(-len(active) // batch_users))
     patience = max(patience, -(-C.PATIENCE_STEPS // steps_per_epoch))
     rng = np.random.default_rng(seed)
-    history, best, best_weights, waited = [], -np.inf, None, 0
-    bar = tqdm(range(epochs), desc="stage 2 (ranking)", disable=not progress or C.headless())
-    for epoch in bar:
+
+    def epoch_row():
         start = time.perf_counter()
         mean_loss = float(run_epoch(tf.constant(rng.permutation(active))))
         seconds = time.perf_counter() - start
-        row = {"epoch": epoch + 1, "loss": mean_loss, "seconds": seconds,
-               "ratings_per_second": train.nnz / seconds}
-        if validation is not None:
-            row["validation"] = float(validation(model))
-            if row["validation"] > best:
-                best, best_weights, waited = row["validation"], model.get_weights(), 0
+        return {"loss": mean_loss, "seconds": seconds,
+                "ratings_per_second": train.nnz / seconds}
+
+    score = None if validation is None else (lambda: float(validation(model)))
+    return _fit_epochs(model, epoch_row, score, "validation", epochs=epochs,
+                       patience=patience, min_delta=0.0, maximise=True,
+                       desc="stage 2 (ranking)", progress=progress)
+
+
+def _fit_epochs(model: keras.Model, epoch_row, score, name: str, *, epochs: int,
+                patience: int, min_delta: float, maximise: bool, desc: str,
+                progress: bool) -> pd.DataFrame:
+    """The epoch loop both stage-2 trainers share, with Keras' early-stopping rule.
+
+    `epoch_row()` trains one epoch and returns its numbers; `score()` (or None) is the
+    validation score, recorded as column `name`. Patience counts the epochs since the
+    score last gained more than `min_delta`; the weights kept are those of the first best
+    score (what the refit's epoch count, ``idxmax``/``idxmin``, also picks).
+    """
+    sign = 1.0 if maximise else -1.0
+    history, reference, best, best_weights, waited = [], -np.inf, -np.inf, None, 0
+    bar = tqdm(range(epochs), desc=desc, disable=not progress or C.headless())
+    for epoch in bar:
+        row = {"epoch": epoch + 1, **epoch_row()}
+        if score is not None:
+            row[name] = score()
+            value = sign * row[name]
+            if value > reference + min_delta:
+                reference, waited = value, 0
             else:
                 waited += 1
+            if value > best:
+                best, best_weights = value, model.get_weights()
         history.append(row)
-        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("loss", "validation")})
-        if validation is not None and waited >= patience:
+        bar.set_postfix({k: round(v, 4) for k, v in row.items()
+                         if k in ("loss", "rmse", name)})
+        if score is not None and waited >= patience:
             break
     if best_weights is not None:
         model.set_weights(best_weights)
@@ -525,32 +550,21 @@ def train_rating_model(model: keras.Model, train: pd.DataFrame, ids,
 
     n = len(train)
     rng = np.random.default_rng(seed)
-    history, best, lowest, best_weights, waited = [], np.inf, np.inf, None, 0
-    bar = tqdm(range(epochs), desc="stage 2 (rating)", disable=not progress or C.headless())
-    for epoch in bar:
+
+    def epoch_row():
         start = time.perf_counter()
         loss, sq = run_epoch(tf.constant(rng.permutation(n).astype(np.int32)))
-        row = {"epoch": epoch + 1, "loss": float(loss), "rmse": float(np.sqrt(sq / n)),
-               "seconds": time.perf_counter() - start}
-        if validation is not None:
-            pred = predict_ratings(model, validation, ids, features, scale=(-np.inf, np.inf))
-            actual = validation[C.RATING_COL].to_numpy(np.float32)
-            row["val_rmse"] = float(np.sqrt(np.mean((pred - actual) ** 2)))
-            # Patience counts epochs that gain less than 0.0005 on the last real gain;
-            # the weights kept are those of the lowest validation RMSE.
-            if row["val_rmse"] < best - 5e-4:
-                best, waited = row["val_rmse"], 0
-            else:
-                waited += 1
-            if row["val_rmse"] < lowest:
-                lowest, best_weights = row["val_rmse"], model.get_weights()
-        history.append(row)
-        bar.set_postfix({k: round(v, 4) for k, v in row.items() if k in ("rmse", "val_rmse")})
-        if validation is not None and waited >= patience:
-            break
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    return pd.DataFrame(history)
+        return {"loss": float(loss), "rmse": float(np.sqrt(sq / n)),
+                "seconds": time.perf_counter() - start}
+
+    def val_rmse():
+        pred = predict_ratings(model, validation, ids, features, scale=(-np.inf, np.inf))
+        actual = validation[C.RATING_COL].to_numpy(np.float32)
+        return float(np.sqrt(np.mean((pred - actual) ** 2)))
+
+    return _fit_epochs(model, epoch_row, None if validation is None else val_rmse,
+                       "val_rmse", epochs=epochs, patience=patience, min_delta=5e-4,
+                       maximise=False, desc="stage 2 (rating)", progress=progress)
 
 
 def predict_ratings(model: keras.Model, frame: pd.DataFrame, ids,
