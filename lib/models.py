@@ -158,6 +158,19 @@ def genre_recovery(movie_vectors: np.ndarray, genre_vectors: np.ndarray,
 # --- stage 2: user-movie ----------------------------------------------------------------
 
 @keras.saving.register_keras_serializable(package="lib")
+class Embedding(layers.Embedding):
+    """Keras' `Embedding` that gathers its rows straight from the variable.
+
+    Keras' own reads the whole table into a tensor first; once an optimizer has updated
+    a few rows in place (`LazyAdam`), TensorFlow copies the table on every such read: at
+    ML-25M's 162,541 users that copy made a rating step 2.7x slower (51 ms against 19 ms
+    for 4,096 ratings)."""
+
+    def call(self, inputs):
+        return tf.gather(self.embeddings.value, inputs)
+
+
+@keras.saving.register_keras_serializable(package="lib")
 class AllMovieScores(layers.Layer):
     """Scores user vectors against every movie: ``u @ E.T + b``. Holds the movie table
     ``embeddings`` (n_movies, dim) and the movie biases; the table can be frozen."""
@@ -205,14 +218,14 @@ def _user_tower(n_users: int, dim: int, side_sizes: dict[str, int], l2_user: flo
     user = keras.Input(shape=(), dtype="int32", name="user")
     inputs = {"user": user}
     reg = keras.regularizers.L2(l2_user) if l2_user else None
-    vector = layers.Embedding(
+    vector = Embedding(
         n_users, dim, name="user_embedding",
         embeddings_initializer=keras.initializers.RandomNormal(stddev=_INIT_STD, seed=seed),
         embeddings_regularizer=None if per_example else reg,
         activity_regularizer=reg if per_example else None)(user)
     for i, (name, size) in enumerate(sorted(side_sizes.items())):
         inputs[name] = keras.Input(shape=(), dtype="int32", name=name)
-        side = layers.Embedding(size, dim, name=f"{name}_embedding",
+        side = Embedding(size, dim, name=f"{name}_embedding",
                                 embeddings_initializer=keras.initializers.RandomNormal(
                                     stddev=_INIT_STD, seed=seed + 10 + i))(inputs[name])
         vector = layers.Add(name=f"add_{name}")([vector, side])
@@ -382,12 +395,13 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
                 value = L.full_softmax(model(inputs, training=True), target)
             else:
                 sample = L.draw_negatives(log_q, negatives, tf.stack([seed, steps]))
-                value = L.sampled_softmax(users_only(inputs, training=True), table.embeddings,
-                                          table.bias, idx[:, 0], idx[:, 1], sample, log_q)
+                value = L.sampled_softmax(users_only(inputs, training=True),
+                                          table.embeddings.value, table.bias.value,
+                                          idx[:, 0], idx[:, 1], sample, log_q)
             total = value + tf.add_n(model.losses) if model.losses else value
             if l2_pair:
                 n_pos = tf.cast(batch.row_lengths(), tf.float32)
-                sq = tf.reduce_sum(tf.square(tf.gather(user_table, users)), axis=1)
+                sq = tf.reduce_sum(tf.square(tf.gather(user_table.value, users)), axis=1)
                 total += l2_pair * tf.reduce_sum(n_pos * sq) / tf.reduce_sum(n_pos)
         grads = tape.gradient(total, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
@@ -473,16 +487,16 @@ def build_rating_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM, 
     movie = keras.Input(shape=(), dtype="int32", name="movie")
     inputs["movie"] = movie
     reg = keras.regularizers.L2(l2) if l2 else None
-    table = layers.Embedding(n_movies, dim, name="movie_embedding",
+    table = Embedding(n_movies, dim, name="movie_embedding",
                              embeddings_initializer=keras.initializers.RandomNormal(
                                  stddev=_INIT_STD, seed=seed + 1),
                              activity_regularizer=reg, trainable=init != "frozen")
     mv = table(movie)
     dot = layers.Dot(axes=1, name="dot")([uv, mv])
-    ub = layers.Flatten(name="user_bias_flat")(layers.Embedding(
+    ub = layers.Flatten(name="user_bias_flat")(Embedding(
         n_users, 1, embeddings_initializer="zeros", activity_regularizer=reg,
         name="user_bias")(inputs["user"]))
-    mb = layers.Flatten(name="movie_bias_flat")(layers.Embedding(
+    mb = layers.Flatten(name="movie_bias_flat")(Embedding(
         n_movies, 1, embeddings_initializer="zeros", activity_regularizer=reg,
         name="movie_bias")(movie))
     total = layers.Add(name="sum")([layers.Reshape((1,), name="dot_col")(dot), ub, mb])
