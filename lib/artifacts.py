@@ -43,6 +43,8 @@ RANKING_MODEL = "ranking.keras"
 RATING_MODEL = "rating.keras"
 VECTORS = "embeddings.npz"
 SEEN = "seen.npz"  # users x movies: every rating of the data the models were saved with
+CHOICES = "choices.json"
+HISTORY = "history.npz"  # users x movies: the training ratings a history tower reads
 IDS = "ids.json"
 PROJECTIONS = "projections"
 # Which notebook writes each stage: named in every "what to rerun" sentence.
@@ -76,6 +78,45 @@ def rerun_hint(dataset, stage: str) -> str:
     if path is not None and Path(path).resolve() != (C.DATA_DIR / name).resolve():
         where = f" --data-dir {path}"
     return f"`python -m lib run --dataset {name}{where} {only}` (notebook {_WRITER[stage]})"
+
+
+# --- settings chosen on validation, kept so reruns skip the search ---------------------
+
+def choices_path(dataset: str, root: Path | str | None = None) -> Path:
+    """``models/<dataset>/choices.json``: what stage 2's search chose, by what it was for."""
+    return dataset_dir(dataset, root) / CHOICES
+
+
+def choice_key(train, **fixed) -> str:
+    """What a choice depends on: the training ratings themselves and every fixed setting
+    of the search (so a changed split, seed, grid or setting searches again)."""
+    digest = hashlib.sha256()
+    for col in (C.USER_COL, C.MOVIE_COL, C.RATING_COL):
+        digest.update(np.ascontiguousarray(train[col].to_numpy(np.float64)).tobytes())
+    digest.update(json.dumps(fixed, sort_keys=True, default=str).encode())
+    return digest.hexdigest()
+
+
+def load_choice(path: Path | str, key: str) -> dict | None:
+    """The choice saved under `key` in the file `path`, or None (no file, no entry, or a
+    file that is not a choices file: the search simply runs again)."""
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8")).get(key)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def save_choice(path: Path | str, key: str, choice: dict) -> None:
+    """Add (or replace) the choice under `key`, atomically."""
+    path = Path(path)
+    try:
+        known = json.loads(path.read_text(encoding="utf-8"))
+        known = known if isinstance(known, dict) else {}
+    except (OSError, ValueError):
+        known = {}
+    known[key] = {**choice, "saved": time.strftime("%Y-%m-%d %H:%M:%S")}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic.write_text(path, json.dumps(known, indent=2))
 
 
 # --- checksums and manifests --------------------------------------------------------
@@ -249,7 +290,12 @@ def save_stage2(result, ids: IdMap, dataset, *, split: str, metrics: dict | None
                  movie_vectors=result.movie_vectors(), movie_bias=result.movie_bias(),
                  user_ids=ids.user_ids(np.arange(ids.n_users)),
                  movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
-                 **{f"feature_{k}": v for k, v in result.features.items()})
+                 **{f"feature_{k}": v for k, v in result.features.items()},
+                 **({} if result.history is None else {
+                     "history_vectors": result.history_vectors(),
+                     "new_user_base": result.new_user_base()}))
+        if result.history is not None:  # the history tower's input for known users
+            sp.save_npz(folder / HISTORY, result.history)
         ids.save(folder / IDS)
         # What every user has rated (all of it, not the training part): the engine's
         # "already seen", so answering needs neither the ratings file nor TensorFlow.
@@ -289,8 +335,10 @@ def load_stage2(dataset, split: str | None = None, root: Path | str | None = Non
               else None)
     with np.load(folder / VECTORS) as npz:
         features = {k[len("feature_"):]: npz[k] for k in npz.files if k.startswith("feature_")}
+    history = sp.load_npz(folder / HISTORY).tocsr() if (folder / HISTORY).is_file() else None
     return Stage2(ranking, rating, pd.DataFrame(), pd.DataFrame(), features, None,
-                  manifest["settings"]["init"], settings=manifest["settings"])
+                  manifest["settings"]["init"], settings=manifest["settings"],
+                  history=history)
 
 
 def load_tables(dataset, root: Path | str | None = None) -> dict:
@@ -305,6 +353,9 @@ def load_tables(dataset, root: Path | str | None = None) -> dict:
     folder, manifest = _open(dataset, "stage2", root)
     with np.load(folder / VECTORS) as npz:
         tables = {k: npz[k] for k in ("user_vectors", "movie_vectors", "movie_bias")}
+        # A history tower's movie table and the base of a new user's vector, when it has one.
+        tables["history"] = ({"vectors": npz["history_vectors"], "base": npz["new_user_base"]}
+                             if "history_vectors" in npz.files else None)
     tables.update(ids=IdMap.load(folder / IDS), manifest=manifest,
                   seen=sp.load_npz(folder / SEEN).tocsr(),
                   stage1_movies=None, stage1_genres=None)

@@ -37,6 +37,11 @@ RANKING_L2_PAIR = 0.1
 # up to ML-1M's 9,746 rows; at 10x ML-1M's 97,460 rows a dense step took 62 ms against
 # 20 ms lazy, for 4,096 ratings).
 RATING_LAZY_MIN_ROWS = 20_000
+# The ranking model's history tower (`models.HistoryEncoder`) drops each movie of a user's
+# input with one of these probabilities in training; validation picks one, or the free
+# tower. A coarse grid (each candidate is a full training run): on ML-100K's benchmark
+# split validation nDCG@10 was 0.169 / 0.173 / 0.174 at 0.5 / 0.7 / 0.9, free 0.173.
+HISTORY_DROPOUTS = (0.5, 0.7, 0.9)
 # Early stopping waits at least this many updates without a better validation score
 # (with 4 updates an epoch, 8 epochs of patience stopped some ML-100K runs in the flat
 # start, at half the final nDCG).
@@ -46,6 +51,9 @@ MAX_EPOCHS = 400
 # EASE inverts a dense movies x movies matrix (float64): 20,000 movies is 3.2 GB and a few
 # minutes on two cores; above it (ML-25M: 62,423 movies, 31 GB) EASE is skipped.
 EASE_MAX_MOVIES = 20_000
+# EASE's L2 strength is chosen from these on the validation part (its paper used 500 on
+# ML-20M, 1000 on Netflix, 200 on the Million Song Dataset).
+EASE_L2S = (50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0)
 # Validation during stage-2 training scores the held-out ratings of at most this many
 # users (a seeded sample; all of them below it), so an epoch's check stays seconds long.
 VALIDATION_MAX_USERS = 10_000

@@ -195,6 +195,57 @@ class AllMovieScores(layers.Layer):
                 "freeze_table": self.freeze_table, "seed": self.seed}
 
 
+USER_TOWERS = ("free", "history")
+
+
+@keras.saving.register_keras_serializable(package="lib")
+class HistoryEncoder(layers.Layer):
+    """A user's rated movies as a vector: the sum of their rows of its own movie table
+    ``embeddings`` (n_movies, dim) over the square root of how many there are (as in FISM
+    and the YouTube candidate model). In training each movie of the input is dropped with
+    probability `dropout`, so the model learns to predict a user's other movies from some
+    of them (the denoising of Mult-DAE) rather than to copy its input.
+
+    Input: (users, n_movies) 0/1, the movies each user rated in training.
+    """
+
+    def __init__(self, n_movies: int, dim: int, dropout: float = 0.5, seed: int = C.SEED,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.n_movies, self.dim, self.dropout, self.seed = n_movies, dim, dropout, seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def build(self, input_shape):
+        self.embeddings = self.add_weight(
+            shape=(self.n_movies, self.dim), name="embeddings",
+            initializer=keras.initializers.RandomNormal(stddev=_INIT_STD, seed=self.seed))
+
+    def call(self, history, training=None):
+        if training and self.dropout:
+            keep = keras.random.uniform(ops.shape(history), seed=self.seed_generator)
+            history = history * ops.cast(keep >= self.dropout, history.dtype)
+        n = ops.sum(history, axis=1, keepdims=True)
+        return ops.matmul(history, self.embeddings) / ops.sqrt(ops.maximum(n, 1.0))
+
+    def get_config(self):
+        return {**super().get_config(), "n_movies": self.n_movies, "dim": self.dim,
+                "dropout": self.dropout, "seed": self.seed}
+
+
+def history_part(model: keras.Model, history: sp.csr_matrix | None,
+                 users: np.ndarray) -> np.ndarray | None:
+    """What the model's `HistoryEncoder` adds to the vectors of `users` given their rated
+    movies `history` (users x movies, 0/1), in numpy; None for a model without one."""
+    if not any(lyr.name == "history_encoder" for lyr in model.layers):
+        return None
+    if history is None:
+        raise ValueError("this ranking model builds user vectors from the movies each user "
+                         "rated: pass `history` (the users x movies training matrix)")
+    rows = history[users]
+    n = np.sqrt(np.maximum(np.asarray(rows.sum(axis=1), np.float32), 1.0))
+    return np.asarray(rows @ np.asarray(model.get_layer("history_encoder").embeddings)) / n
+
+
 def side_features(users: pd.DataFrame | None, ids) -> dict[str, np.ndarray]:
     """Gender, age group and occupation of every user, as int32 codes in user-row order.
 
@@ -241,7 +292,8 @@ def _scaled(vectors: np.ndarray) -> np.ndarray:
 def build_ranking_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM, *,
                         movie_init: np.ndarray | None = None, init: str = "stage1",
                         side_sizes: dict[str, int] | None = None, dropout: float = 0.5,
-                        l2_user: float = 0.0, seed: int = C.SEED) -> keras.Model:
+                        l2_user: float = 0.0, user_tower: str = "free",
+                        history_dropout: float = 0.5, seed: int = C.SEED) -> keras.Model:
     """User tower -> dropout -> scores for all movies (logits), for top-k ranking.
 
     Args:
@@ -249,15 +301,27 @@ def build_ranking_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM,
         init: ``"stage1"`` starts from them and fine-tunes, ``"frozen"`` keeps them,
             ``"random"`` ignores them (the comparison).
         side_sizes: category counts of side inputs (gender, age_label, occupation).
-        dropout: on the user vector; l2_user: L2 on the whole user table (off by
+        dropout: on the user vector (the stage-2 default turns it off for a history
+            tower, whose input dropout regularises it); l2_user: L2 on the whole user table (off by
             default: the trainer's `l2_pair` regularises the rows of each batch instead).
+        user_tower: ``"free"``, a learnt vector per user (plus side inputs), or
+            ``"history"``, that plus a `HistoryEncoder` of the movies the user rated
+            (input ``history``), with `history_dropout`; a new user's vector is then
+            computed from their movies exactly, as for anyone.
 
     Layers: ``user_embedding``, ``<side>_embedding``, ``movie_embedding`` (an
     `AllMovieScores` holding the movie table and biases).
     """
     if init not in INIT_MODES:
         raise ValueError(f"init must be one of {INIT_MODES}")
+    if user_tower not in USER_TOWERS:
+        raise ValueError(f"user_tower must be one of {USER_TOWERS}, not {user_tower!r}")
     inputs, vector = _user_tower(n_users, dim, side_sizes or {}, l2_user, seed)
+    if user_tower == "history":
+        inputs["history"] = keras.Input(shape=(n_movies,), name="history")
+        encoded = HistoryEncoder(n_movies, dim, history_dropout, seed=seed + 2,
+                                 name="history_encoder")(inputs["history"])
+        vector = layers.Add(name="add_history")([vector, encoded])
     vector = layers.Dropout(dropout, seed=seed, name="user_dropout")(vector)
     scores = AllMovieScores(n_movies, dim, freeze_table=init == "frozen", seed=seed + 1,
                             name="movie_embedding")(vector)
@@ -278,8 +342,10 @@ def _set_movie_table(model, movie_init, init, n_movies, dim):
 
 
 def user_vectors(model: keras.Model, features: dict[str, np.ndarray],
-                 users: np.ndarray | None = None) -> np.ndarray:
-    """User vectors as the model sees them at inference (embedding plus side inputs)."""
+                 users: np.ndarray | None = None,
+                 history: sp.csr_matrix | None = None) -> np.ndarray:
+    """User vectors as the model sees them at inference (embedding plus side inputs, plus
+    the encoded `history` for a history tower)."""
     n = model.get_layer("user_embedding").input_dim
     users = np.arange(n, dtype=np.int32) if users is None else np.asarray(users, np.int32)
     vec = np.asarray(model.get_layer("user_embedding").embeddings)[users]
@@ -287,14 +353,16 @@ def user_vectors(model: keras.Model, features: dict[str, np.ndarray],
         layer = f"{name}_embedding"
         if any(lyr.name == layer for lyr in model.layers):
             vec = vec + np.asarray(model.get_layer(layer).embeddings)[codes[users]]
-    return vec
+    extra = history_part(model, history, users)
+    return vec if extra is None else vec + extra
 
 
-def ranking_scores(model: keras.Model, features: dict[str, np.ndarray]):
+def ranking_scores(model: keras.Model, features: dict[str, np.ndarray],
+                   history: sp.csr_matrix | None = None):
     """``score(user_rows) -> (len, n_movies)`` logits, computed in numpy from the weights."""
     table = model.get_layer("movie_embedding")
     emb, bias = np.asarray(table.embeddings), np.asarray(table.bias)
-    return lambda rows: user_vectors(model, features, rows) @ emb.T + bias
+    return lambda rows: user_vectors(model, features, rows, history) @ emb.T + bias
 
 
 @keras.saving.register_keras_serializable(package="lib")
@@ -377,6 +445,7 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
         raise ValueError(f"loss must be 'full' or 'sampled', not {loss!r}")
     rows = _ragged(train)
     feats = {k: tf.constant(v) for k, v in features.items() if k in model.input}
+    with_history = "history" in model.input
     table = model.get_layer("movie_embedding")
     user_table = model.get_layer("user_embedding").embeddings
     users_only = keras.Model(model.inputs, table.input)  # the user tower, dropout included
@@ -388,20 +457,26 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
         idx = tf.stack([tf.cast(batch.value_rowids(), tf.int32), batch.flat_values], axis=1)
         inputs = {"user": users, **{k: tf.gather(v, users) for k, v in feats.items()}}
         steps.assign_add(1)
+        if loss == "full" or with_history:  # the batch's multi-hot rows
+            target = tf.scatter_nd(idx, tf.ones(tf.shape(idx)[0]),
+                                   [tf.shape(users)[0], n_movies])
+        if with_history:  # the movies each user rated are both input and target
+            inputs["history"] = target
         with tf.GradientTape() as tape:
+            u = users_only(inputs, training=True)
             if loss == "full":
-                target = tf.scatter_nd(idx, tf.ones(tf.shape(idx)[0]),
-                                       [tf.shape(users)[0], n_movies])
-                value = L.full_softmax(model(inputs, training=True), target)
+                value = L.full_softmax(table(u), target)
             else:
                 sample = L.draw_negatives(log_q, negatives, tf.stack([seed, steps]))
-                value = L.sampled_softmax(users_only(inputs, training=True),
-                                          table.embeddings.value, table.bias.value,
+                value = L.sampled_softmax(u, table.embeddings.value, table.bias.value,
                                           idx[:, 0], idx[:, 1], sample, log_q)
             total = value + tf.add_n(model.losses) if model.losses else value
             if l2_pair:
+                # On the learnt rows (sparse gradient) or, with a history tower, on the
+                # whole vector, whose encoded part is shared by every user.
+                own = u if with_history else tf.gather(user_table.value, users)
                 n_pos = tf.cast(batch.row_lengths(), tf.float32)
-                sq = tf.reduce_sum(tf.square(tf.gather(user_table.value, users)), axis=1)
+                sq = tf.reduce_sum(tf.square(own), axis=1)
                 total += l2_pair * tf.reduce_sum(n_pos * sq) / tf.reduce_sum(n_pos)
         grads = tape.gradient(total, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
@@ -465,7 +540,16 @@ def _fit_epochs(model: keras.Model, epoch_row, score, name: str, *, epochs: int,
             break
     if best_weights is not None:
         model.set_weights(best_weights)
-    return pd.DataFrame(history)
+    frame = pd.DataFrame(history)
+    # Why it ended: "patience" (validation stopped improving: converged), "cap" (the
+    # epoch limit came first, while validation may still improve), "epochs" (no
+    # validation: a fixed count, e.g. the refit).
+    frame.attrs["stop"] = ("epochs" if score is None else
+                           "patience" if waited >= patience else "cap")
+    if frame.attrs["stop"] == "cap":
+        log.warning("%s: stopped at the %d-epoch cap while %s was still improving within "
+                    "its patience; raise `epochs` for a converged run", desc, epochs, name)
+    return frame
 
 
 def build_rating_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM, *,

@@ -81,14 +81,18 @@ class Engine:
         movies: the movies frame (titles, genres).
         rated: users x movies matrix of what each user rated (never recommended back).
         stage1_movies, stage1_genres: stage-1 vectors, for new movies from genres.
+        history: for a history tower, ``{"vectors": its movie table, "base": the mean
+            user's own part}``: a new user's vector is then computed as for anyone.
     """
 
     def __init__(self, user_vectors, movie_vectors, movie_bias, ids, movies: pd.DataFrame,
-                 rated: sp.csr_matrix, stage1_movies=None, stage1_genres=None):
+                 rated: sp.csr_matrix, stage1_movies=None, stage1_genres=None,
+                 history: dict | None = None):
         self.user_vectors, self.movie_vectors = user_vectors, movie_vectors
         self.movie_bias, self.ids, self.rated = movie_bias, ids, rated
         self.movies = movies.set_index(C.MOVIE_COL)
         self.stage1_movies, self.stage1_genres = stage1_movies, stage1_genres
+        self.history = history
         self.new_movies: dict[int, dict] = {}
         self.manifest: dict | None = None
 
@@ -105,7 +109,8 @@ class Engine:
         from lib import artifacts
         t = artifacts.load_tables(dataset, root)
         engine = cls(t["user_vectors"], t["movie_vectors"], t["movie_bias"], t["ids"],
-                     dataset.movies, t["seen"], t["stage1_movies"], t["stage1_genres"])
+                     dataset.movies, t["seen"], t["stage1_movies"], t["stage1_genres"],
+                     t["history"])
         engine.manifest = t["manifest"]
         return engine
 
@@ -114,9 +119,11 @@ class Engine:
                     stage1_genres=None) -> Engine:
         """From a stage-2 result in memory (`stages.Stage2`); every rating of `dataset`
         counts as already seen."""
+        history = None if stage2.history is None else {
+            "vectors": stage2.history_vectors(), "base": stage2.new_user_base()}
         return cls(stage2.user_vectors(), stage2.movie_vectors(), stage2.movie_bias(), ids,
                    dataset.movies, ev.interactions(dataset.ratings, ids), stage1_movies,
-                   stage1_genres)
+                   stage1_genres, history)
 
     def seen(self, user_row: int) -> np.ndarray:
         """The movie rows a user has already seen: every movie they rated. The one rule
@@ -182,14 +189,23 @@ class Engine:
                               movie_id, k)
 
     def new_user(self, liked: list[int], k: int = C.DEFAULT_K) -> pd.DataFrame:
-        """Recommendations for someone new, from a few movies they like (no retraining):
-        their vector is folded in from the mean user; the liked movies are excluded."""
-        if len(liked) == 0:
+        """Recommendations for someone new, from a few movies they like (no retraining);
+        the liked movies are excluded. With a history tower their vector is what the model
+        computes for anyone from their movies (`new_user_vector`); otherwise it is folded
+        in from the mean user (`fold_in_user`)."""
+        rows = self.ids.movie_rows(list(liked)) if len(liked) else []
+        return self._top(self.new_user_vector(rows), np.asarray(rows, dtype=np.int64), k)
+
+    def new_user_vector(self, liked_rows) -> np.ndarray:
+        """The vector of someone new from the rows of the movies they like."""
+        if len(liked_rows) == 0:
             raise ValueError("give at least one liked movie id")
-        rows = self.ids.movie_rows(list(liked))
-        u = fold_in_user(self.movie_vectors, self.movie_bias, rows,
-                         self.user_vectors.mean(axis=0))
-        return self._top(u, rows, k)
+        liked_rows = np.unique(np.asarray(liked_rows, dtype=np.int64))
+        if self.history is not None:
+            return (self.history["base"] + self.history["vectors"][liked_rows].sum(axis=0)
+                    / np.sqrt(len(liked_rows))).astype(np.float32)
+        return fold_in_user(self.movie_vectors, self.movie_bias, liked_rows,
+                            self.user_vectors.mean(axis=0))
 
     def add_movie(self, genres: list[str], title: str = "New movie") -> int:
         """Give a movie unknown to the models a vector from its genres and make it

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lib import atomic
+from lib import artifacts, atomic
 from lib import config as C
 from lib import evaluation as ev
 from lib import models as M
@@ -105,10 +105,13 @@ class Stage2:
     init: str
     seconds: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    # users x movies 0/1 of the training ratings: the input of a history tower (None for
+    # a free one).
+    history: object = None
 
     def scores(self):
         """``score(user_rows)`` for all movies, from the ranking model."""
-        return M.ranking_scores(self.ranking, self.features)
+        return M.ranking_scores(self.ranking, self.features, self.history)
 
     def movie_vectors(self) -> np.ndarray:
         """The ranking model's movie table (movie rows x dim)."""
@@ -119,7 +122,28 @@ class Stage2:
 
     def user_vectors(self) -> np.ndarray:
         """Every user's vector as the ranking model scores it (side inputs included)."""
-        return M.user_vectors(self.ranking, self.features)
+        return M.user_vectors(self.ranking, self.features, history=self.history)
+
+    def history_vectors(self) -> np.ndarray | None:
+        """The history tower's own movie table (movie rows x dim), or None."""
+        if self.history is None:
+            return None
+        return np.asarray(self.ranking.get_layer("history_encoder").embeddings)
+
+    def new_user_base(self) -> np.ndarray:
+        """The mean over users of what their vector holds beside their encoded movies
+        (learnt vector and side inputs): a new user's vector is this plus the encoding of
+        the movies they give."""
+        own = self.user_vectors()
+        if self.history is not None:
+            own = own - M.history_part(self.ranking, self.history, np.arange(len(own)))
+        return own.mean(axis=0)
+
+    def _tower_label(self) -> str:
+        s = self.settings
+        if s.get("user_tower", "free") == "free":
+            return "free"
+        return f"history {s['history_dropout']:g}"
 
     def _refit_words(self) -> str:
         return " with the refit" if self.settings.get("refit") else \
@@ -128,9 +152,13 @@ class Stage2:
     def summary(self) -> str:
         """One line per model for a notebook: epochs chosen on validation, time taken."""
         s = self.settings
-        lines = [f"ranking model ({self.init}): {s['ranking_epochs']} epochs chosen on "
-                 f"validation (best nDCG@{s['k']} "
-                 f"{self.ranking_history['validation'].max():.4f}), "
+        towers = s.get("tower_validation", {})
+        mine = self._tower_label()
+        others = ", ".join(f"{t} {v:.4f}" for t, v in towers.items() if t != mine)
+        lines = [f"ranking model ({self.init}, {mine} tower): "
+                 f"{s['ranking_epochs']} epochs chosen on validation (best nDCG@{s['k']} "
+                 f"{self.ranking_history['validation'].max():.4f}"
+                 f"{'; ' + others if others else ''}), "
                  f"{self.seconds['ranking']:.1f} s{self._refit_words()}"]
         if self.rating is not None:
             lines.append(f"rating model: {s['rating_epochs']} epochs chosen on validation "
@@ -146,8 +174,19 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                loss: str = "auto", batch_users: int | None = None,
                learning_rate: float = C.RANKING_LEARNING_RATE,
                l2_user: float = 0.0, l2_pair: float = C.RANKING_L2_PAIR, patience: int = 8,
-               negatives: int = C.SAMPLED_NEGATIVES, progress: bool = True) -> Stage2:
+               negatives: int = C.SAMPLED_NEGATIVES, user_tower: str = "auto",
+               history_dropout: float | str = "auto", choices: Path | str | None = None,
+               progress: bool = True) -> Stage2:
     """Train the ranking model (and the rating model) on `train`.
+
+    `user_tower` is how the ranking model makes a user's vector (`models.USER_TOWERS`):
+    ``"free"`` (a learnt vector), ``"history"`` (that plus an encoding of the movies they
+    rated, each dropped in training with probability `history_dropout`) or ``"auto"``:
+    the free tower and the history tower at each of `config.HISTORY_DROPOUTS` (with
+    ``history_dropout="auto"``) are trained and validation nDCG keeps the best; every
+    candidate's score is recorded in the settings (``tower_validation``). With `choices`
+    (a file, `artifacts.choices_path`), the choice is saved there and a rerun on the same
+    training ratings with the same settings takes it without searching again.
 
     `loss` is the ranking model's softmax: ``"full"`` (over all movies), ``"sampled"``
     (`lib.losses.sampled_softmax`) or ``"auto"``: sampled when users x movies is above
@@ -173,13 +212,28 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     sizes = {name: int(v.max()) + 1 for name, v in features.items()}
 
     def val_ndcg(model):
-        recs = ev.recommend_all(M.ranking_scores(model, features), fit_rows, users, k)
+        # A history tower reads the training part only: validation movies stay unseen.
+        recs = ev.recommend_all(M.ranking_scores(model, features, fit_rows), fit_rows, users, k)
         return ev.ranking_metrics(recs, val_rows, users, k)[f"ndcg@{k}"]
 
-    def new_ranking():
+    if user_tower != "auto" and user_tower not in M.USER_TOWERS:
+        raise ValueError(f"user_tower must be 'auto' or one of {M.USER_TOWERS}, "
+                         f"not {user_tower!r}")
+    towers = M.USER_TOWERS if user_tower == "auto" else (user_tower,)
+    if history_dropout != "auto" and not (isinstance(history_dropout, (int, float))
+                                          and 0 <= history_dropout < 1):
+        raise ValueError(f"history_dropout must be 'auto' or a probability in [0, 1), "
+                         f"not {history_dropout!r}")
+    drops = C.HISTORY_DROPOUTS if history_dropout == "auto" else (float(history_dropout),)
+    candidates = {("free" if t == "free" else f"history {d:g}"): (t, d)
+                  for t in towers for d in (drops if t == "history" else (0.0,))}
+
+    def new_ranking(tower, drop):
         M.seed_everything(seed)
         return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
-                                     init=init, side_sizes=sizes, l2_user=l2_user, seed=seed)
+                                     init=init, side_sizes=sizes, l2_user=l2_user,
+                                     dropout=0.0 if tower == "history" else 0.5,
+                                     user_tower=tower, history_dropout=drop, seed=seed)
 
     if batch_users is None:
         batch_users = ranking_batch(int(train[C.USER_COL].nunique()))
@@ -192,16 +246,49 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                 "l2_pair": l2_pair, "patience": patience,
                 "stage1_vectors": None if init == "random" else vectors_sha256(movie_vectors)}
     start = time.perf_counter()
-    ranking = new_ranking()
     fit = {"seed": seed, "loss": loss, "batch_users": batch_users,
            "learning_rate": learning_rate, "l2_pair": l2_pair, "negatives": negatives,
            "progress": progress}
-    ranking_history = M.train_ranking_model(ranking, fit_rows, features, epochs=epochs,
-                                            validation=val_ndcg, patience=patience, **fit)
+    key = saved = None
+    if choices is not None and len(candidates) > 1:
+        key = artifacts.choice_key(train, candidates=sorted(candidates), **{
+            n: settings[n] for n in ("init", "dim", "side", "max_epochs", "loss", "val_ratio",
+                                     "k", "seed", "batch_users", "learning_rate", "l2_user",
+                                     "l2_pair", "patience")}, negatives=negatives)
+        saved = artifacts.load_choice(choices, key)
+    if saved is not None and saved.get("chosen") in candidates:
+        log.info("stage 2: the tower chosen before on these ratings (%s), from %s",
+                 saved["chosen"], C.shown(choices))
+        settings["tower_validation"] = saved["validation"]
+        settings["choice"] = "reused"
+        candidates = {saved["chosen"]: candidates[saved["chosen"]]}
+    trained = {}
+    for label, (tower, drop) in candidates.items():
+        model = new_ranking(tower, drop)
+        trained[label] = (model, M.train_ranking_model(
+            model, fit_rows, features, epochs=epochs, validation=val_ndcg, patience=patience,
+            **fit))
+        if len(candidates) > 1:
+            log.info("%s tower: validation nDCG@%d %.4f", label, k,
+                     trained[label][1]["validation"].max())
+    if settings.get("choice") != "reused":
+        settings["tower_validation"] = {t: float(h["validation"].max())
+                                        for t, (_, h) in trained.items()}
+        settings["choice"] = "searched" if len(candidates) > 1 else "given"
+    chosen = max(trained, key=settings["tower_validation"].get)
+    if key is not None and settings["choice"] == "searched":
+        artifacts.save_choice(choices, key, {"chosen": chosen,
+                                             "validation": settings["tower_validation"]})
+    tower, drop = candidates[chosen]
+    settings["user_tower"], settings["history_dropout"] = tower, drop
+    ranking, ranking_history = trained.pop(chosen)
+    del trained  # the other candidates' models
+    settings["ranking_stop"] = ranking_history.attrs["stop"]
     best = settings["ranking_epochs"] = int(ranking_history["validation"].idxmax()) + 1
+    everything = ev.interactions(train, ids)
     if refit:
-        ranking = new_ranking()
-        M.train_ranking_model(ranking, ev.interactions(train, ids), features, epochs=best, **fit)
+        ranking = new_ranking(tower, drop)
+        M.train_ranking_model(ranking, everything, features, epochs=best, **fit)
     seconds = {"ranking": time.perf_counter() - start}
     rating_model, rating_history = None, pd.DataFrame()
     if rating:
@@ -216,6 +303,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         rating_history = M.train_rating_model(rating_model, inner.train, ids, features,
                                               validation=inner.test, epochs=epochs,
                                               seed=seed, progress=progress)
+        settings["rating_stop"] = rating_history.attrs["stop"]
         best = settings["rating_epochs"] = int(rating_history["val_rmse"].idxmin()) + 1
         if refit:
             rating_model = new_rating(train)
@@ -223,15 +311,19 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                                  epochs=best, seed=seed, progress=progress)
         seconds["rating"] = time.perf_counter() - start
     return Stage2(ranking, rating_model, ranking_history, rating_history, features, inner,
-                  init, seconds, settings)
+                  init, seconds, settings, everything if tower == "history" else None)
 
 
 # --- models and baselines side by side ------------------------------------------------
 
 def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: np.ndarray, *,
-                 k: int = C.DEFAULT_K, stage2: Stage2 | None = None, ease_l2: float = 500.0,
-                 seed: int = C.SEED, progress: bool = True):
+                 k: int = C.DEFAULT_K, stage2: Stage2 | None = None,
+                 ease_l2: float | str = "auto", seed: int = C.SEED, progress: bool = True):
     """Train (or take) the stage-2 models and the baselines on one split; score them all.
+
+    EASE's ``ease_l2`` is chosen, with ``"auto"``, from `config.EASE_L2S` on the same
+    validation part that stage 2 chose its epochs and tower on (`choose_ease_l2`), so
+    both are tuned alike; the row records the chosen value.
 
     Returns:
         ``(table, recs, users, scorers)``: one row of metrics per model; each model's
@@ -246,9 +338,16 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     train = ev.interactions(split.train, ids)
     test = ev.interactions(split.test, ids)
     scorers = {"stage 2 (ours)": stage2.scores()}
+    ease_chosen = None
     if ids.n_movies <= C.EASE_MAX_MOVIES:
         start = time.perf_counter()
-        scorers["EASE"] = ev.ease_scores(train, ease_l2)
+        if ease_l2 == "auto":
+            inner = (stage2.validation if stage2.validation is not None
+                     else _validation_split(split.train, stage2.settings.get("val_ratio", 0.1),
+                                            stage2.settings.get("seed", seed))[0])
+            ease_l2, _ = choose_ease_l2(inner, ids, k)
+        ease_chosen = float(ease_l2)
+        scorers["EASE"] = ev.ease_scores(train, ease_chosen)
         seconds["EASE"] = time.perf_counter() - start
     else:
         log.warning("EASE skipped: %s movies is above config.EASE_MAX_MOVIES (%s); its "
@@ -261,6 +360,8 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     for name, fn in scorers.items():
         metrics, recs[name], users = ev.evaluate_ranking(fn, train, test, k)
         rows[name] = {**metrics, "train seconds": seconds[name]}
+    if ease_chosen is not None:
+        rows["EASE"]["l2"] = ease_chosen
     if stage2.rating is not None:
         pred = M.predict_ratings(stage2.rating, split.test, ids, stage2.features,
                                  dataset.scale[:2])
@@ -270,6 +371,20 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
                         ids.movie_rows(split.test[C.MOVIE_COL].to_numpy())), *dataset.scale[:2])
     rows["mean + biases"] = ev.rating_metrics(pred, actual)
     return pd.DataFrame(rows).T, recs, users, scorers
+
+
+def choose_ease_l2(validation: ev.Split, ids: IdMap, k: int = C.DEFAULT_K,
+                   grid: tuple[float, ...] = C.EASE_L2S) -> tuple[float, dict]:
+    """EASE's L2 strength with the best validation nDCG@k (EASE fitted on the validation
+    split's training part); and every candidate's score."""
+    fit = ev.interactions(validation.train, ids)
+    held = ev.interactions(validation.test, ids)
+    scores = {float(l2): ev.evaluate_ranking(ev.ease_scores(fit, l2), fit, held, k)[0][
+        f"ndcg@{k}"] for l2 in grid}
+    best = max(scores, key=scores.get)
+    log.info("EASE: l2 %g chosen on validation (nDCG@%d %s)", best, k,
+             ", ".join(f"{a:g}: {b:.4f}" for a, b in scores.items()))
+    return best, scores
 
 
 def write_recs(recs: np.ndarray, users: np.ndarray, scores_fn, ids: IdMap, path: Path) -> Path:
@@ -336,7 +451,8 @@ def compare_inits(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: 
             dataset, ids, split.train, movie_vectors, init=init, dim=base.settings["dim"],
             side=base.settings["side"], epochs=base.settings["max_epochs"],
             val_ratio=base.settings["val_ratio"], k=k, seed=seed, rating=False,
-            refit=base.settings["refit"], progress=progress)
+            refit=base.settings["refit"], user_tower=base.settings.get("user_tower", "free"),
+            history_dropout=base.settings.get("history_dropout", 0.5), progress=progress)
         metrics, top, users = ev.evaluate_ranking(result.scores(), train, test, k)
         few = ev.hits_by_popularity(top, test, users, train)["share in top-k"].iloc[0]
         rows[init] = {f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"],

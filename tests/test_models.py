@@ -148,7 +148,7 @@ def test_stage2_recovers_planted_favourite_genres(tiny, trained):
     split, s2 = trained
     truth = load_truth(ds.path)
     rows = ids.user_rows(truth["user_ids"])
-    vectors = M.user_vectors(s2.ranking, s2.features)[rows]
+    vectors = s2.user_vectors()[rows]
     table = np.asarray(s2.ranking.get_layer("movie_embedding").embeddings)
     planted = ev.planted_genre_recovery(vectors, table, stages.movie_genres(ds, ids),
                                         truth["favourite_genres"])

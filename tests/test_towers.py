@@ -1,0 +1,154 @@
+"""The ranking model's user towers (free, history), the choice between them on validation,
+the stopping rule every stage-2 run reports, and EASE's strength chosen the same way.
+All on the tiny synthetic dataset."""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lib import artifacts, stages
+from lib import config as C
+from lib import evaluation as ev
+from lib import models as M
+from lib.data import load_dataset
+from lib.ids import IdMap
+from lib.recommend import Engine
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    ds = load_dataset("synthetic-tiny", tmp_path_factory.mktemp("data"))
+    ids = IdMap.from_dataset(ds)
+    split = ev.split_stratified(ds.ratings, "item", 0.75, 42)
+    return ds, ids, split, stages.run_stage1(ds, ids, dim=16, epochs=20, progress=False)
+
+
+@pytest.fixture(scope="module")
+def history_run(tiny):
+    ds, ids, split, s1 = tiny
+    vectors = s1.movie_vectors
+    return stages.run_stage2(ds, ids, split.train, vectors, dim=16,
+                             user_tower="history", history_dropout=0.5, rating=False,
+                             progress=False)
+
+
+def test_history_scores_in_numpy_equal_the_keras_model(tiny, history_run):
+    """The engine scores in numpy (`history_part`); it must be what the Keras model
+    computes from the same rated movies."""
+    ds, ids, split, _ = tiny
+    s2 = history_run
+    users = np.array([0, 7, 150], np.int32)
+    dense = s2.history[users].toarray().astype(np.float32)
+    keras_out = np.asarray(s2.ranking({"user": users, "history": dense}, training=False))
+    np.testing.assert_allclose(s2.scores()(users), keras_out, rtol=1e-4, atol=1e-5)
+    # and the history matters: other movies, other scores
+    other = np.asarray(s2.ranking({"user": users, "history": dense[::-1]}, training=False))
+    assert not np.allclose(keras_out, other)
+
+
+def test_a_new_user_with_a_known_users_movies_gets_that_users_encoding(tiny, history_run):
+    """With a history tower, a new user's vector is the model's own function of their
+    movies: the mean user's learnt part plus the encoding of the movies given."""
+    ds, ids, split, _ = tiny
+    s2 = history_run
+    engine = Engine.from_stage2(s2, ids, ds)
+    row = 3
+    liked = s2.history[row].indices
+    encoded = M.history_part(s2.ranking, s2.history, np.array([row]))[0]
+    np.testing.assert_allclose(engine.new_user_vector(liked), s2.new_user_base() + encoded,
+                               rtol=1e-5, atol=1e-6)
+    top = engine.new_user(list(ids.movie_ids(liked[:3])), k=5)
+    assert len(top) == 5 and not set(top["movie_id"]) & set(ids.movie_ids(liked[:3]))
+
+
+def test_a_history_tower_saves_and_loads_with_its_inputs(tiny, history_run, tmp_path):
+    ds, ids, split, _ = tiny
+    s2 = history_run
+    artifacts.save_stage2(s2, ids, ds, split=split.method, root=tmp_path)
+    loaded = artifacts.load_stage2(ds, split.method, root=tmp_path)
+    users = np.arange(30)
+    np.testing.assert_array_equal(loaded.scores()(users), s2.scores()(users))
+    artifacts.save_stage1(tiny[3], ids, ds, root=tmp_path)
+    tables = artifacts.load_tables(ds, tmp_path)
+    np.testing.assert_allclose(tables["history"]["vectors"], s2.history_vectors())
+    with pytest.raises(ValueError, match="pass `history`"):
+        M.ranking_scores(s2.ranking, {})(users)
+
+
+def test_validation_chooses_the_tower_and_a_rerun_reuses_the_choice(tiny, tmp_path, caplog):
+    ds, ids, split, s1 = tiny
+    vectors = s1.movie_vectors
+    choices = artifacts.choices_path(ds.name, tmp_path)
+
+    def run():
+        return stages.run_stage2(ds, ids, split.train, vectors, dim=16, epochs=12,
+                                 rating=False, choices=choices, progress=False)
+
+    first = run()
+    scores = first.settings["tower_validation"]
+    assert set(scores) == {"free", *(f"history {d:g}" for d in C.HISTORY_DROPOUTS)}
+    assert first.settings["choice"] == "searched"
+    assert first._tower_label() == max(scores, key=scores.get)
+    assert first.ranking_history["validation"].max() == scores[first._tower_label()]
+    with caplog.at_level(logging.INFO, logger="lib.stages"):
+        second = run()
+    assert second.settings["choice"] == "reused"
+    assert "chosen before on these ratings" in caplog.text
+    assert second.settings["tower_validation"] == scores
+    for a, b in zip(first.ranking.get_weights(), second.ranking.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    # other training ratings: searched again
+    other = stages.run_stage2(ds, ids, split.train.iloc[10:], vectors, dim=16, epochs=2,
+                              rating=False, choices=choices, progress=False)
+    assert other.settings["choice"] == "searched"
+
+
+def test_bad_tower_settings_are_refused(tiny):
+    ds, ids, split, s1 = tiny
+    vectors = s1.movie_vectors
+    with pytest.raises(ValueError, match="user_tower must be"):
+        stages.run_stage2(ds, ids, split.train, vectors, dim=16, user_tower="deep")
+    with pytest.raises(ValueError, match=r"history_dropout must be .* \[0, 1\)"):
+        stages.run_stage2(ds, ids, split.train, vectors, dim=16, history_dropout=1.0)
+
+
+def _fake_run(scores, epochs, patience=3):
+    model = M.build_ranking_model(5, 4, 2, init="random")
+    it = iter(scores or [])
+    return M._fit_epochs(model, lambda: {"loss": 0.0}, None if scores is None else
+                         (lambda: next(it)), "validation", epochs=epochs, patience=patience,
+                         min_delta=0.0, maximise=True, desc="test", progress=False)
+
+
+def test_the_history_says_why_a_run_stopped(caplog):
+    """Patience: stops `patience` epochs after the best; the cap: says so, with a warning
+    (a run still improving at its cap is not converged); no validation: fixed epochs."""
+    h = _fake_run([0.1, 0.3, 0.2, 0.2, 0.2, 0.9], epochs=10)
+    assert len(h) == 5 and h.attrs["stop"] == "patience"
+    with caplog.at_level(logging.WARNING, logger="lib.models"):
+        h = _fake_run([0.1, 0.2, 0.3, 0.4], epochs=4)
+    assert len(h) == 4 and h.attrs["stop"] == "cap"
+    assert "stopped at the 4-epoch cap" in caplog.text
+    assert _fake_run(None, epochs=2).attrs["stop"] == "epochs"
+
+
+def test_no_stage2_run_on_the_tiny_data_ends_at_its_cap(history_run):
+    """The default cap (`config.MAX_EPOCHS`) is far above what early stopping needs."""
+    assert history_run.settings["ranking_stop"] == "patience"
+    assert len(history_run.ranking_history) < C.MAX_EPOCHS
+
+
+def test_ease_strength_is_chosen_on_validation(tiny):
+    ds, ids, split, _ = tiny
+    inner, _ = stages._validation_split(split.train, 0.1, 42)
+    best, scores = stages.choose_ease_l2(inner, ids, grid=(1.0, 30.0, 1e6))
+    assert set(scores) == {1.0, 30.0, 1e6} and scores[best] == max(scores.values())
+    assert len(set(scores.values())) > 1  # the strength matters on this data
+    s2 = stages.Stage2(None, None, pd.DataFrame(), pd.DataFrame(), {}, inner, "stage1",
+                       settings={"seed": 42})
+    s2.scores = lambda: ev.popularity_scores(ev.interactions(split.train, ids))
+    table, *_ = stages.evaluate_all(ds, ids, split, None, stage2=s2, progress=False)
+    assert table.loc["EASE", "l2"] in C.EASE_L2S
