@@ -189,7 +189,8 @@ def _evaluate(args) -> int:
     from lib import stages
     s1 = stages.run_stage1(ds, ids, seed=args.seed)
     table, recs, users, scorers = stages.evaluate_all(ds, ids, split, s1.movie_vectors,
-                                                      k=k, seed=args.seed)
+                                                      k=k, seed=args.seed,
+                                                      user_tower=args.user_tower)
     written = stages.write_evaluation(out, ds, split, table, recs, users, scorers, ids, k)
     cols = [c for c in (f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}",
                         f"hit_rate@{k}", f"coverage@{k}", "rmse", "mae", "train seconds")
@@ -314,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split-dir", type=Path, help="a folder with train.csv and test.csv")
     p.add_argument("--k", type=_k, help=f"cut-off of the metrics (default {C.DEFAULT_K})")
     p.add_argument("--seed", type=int, default=C.SEED)
+    p.add_argument("--user-tower", default="free", choices=["free", "history", "auto"],
+                   help="how the ranking model makes user vectors (auto: validation picks)")
     p.add_argument("--out", type=Path, required=True,
                    help="folder for metrics.json, recs_<model>.csv and the split")
     p.set_defaults(func=_evaluate)

@@ -85,7 +85,8 @@ def test_validation_chooses_the_tower_and_a_rerun_reuses_the_choice(tiny, tmp_pa
 
     def run():
         return stages.run_stage2(ds, ids, split.train, vectors, dim=16, epochs=12,
-                                 rating=False, choices=choices, progress=False)
+                                 rating=False, user_tower="auto", choices=choices,
+                                 progress=False)
 
     first = run()
     scores = first.settings["tower_validation"]
@@ -102,7 +103,8 @@ def test_validation_chooses_the_tower_and_a_rerun_reuses_the_choice(tiny, tmp_pa
         np.testing.assert_array_equal(a, b)
     # other training ratings: searched again
     other = stages.run_stage2(ds, ids, split.train.iloc[10:], vectors, dim=16, epochs=2,
-                              rating=False, choices=choices, progress=False)
+                              rating=False, user_tower="auto", choices=choices,
+                              progress=False)
     assert other.settings["choice"] == "searched"
 
 
