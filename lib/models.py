@@ -163,7 +163,7 @@ class Embedding(layers.Embedding):
 
     Keras' own reads the whole table into a tensor first; once an optimizer has updated
     a few rows in place (`LazyAdam`), TensorFlow copies the table on every such read: at
-    ML-25M's 162,541 users that copy made a rating step 2.7x slower (51 ms against 19 ms
+    ML-25M's 162,541 users that copy made a rating step 3x slower (51 ms against 16 ms
     for 4,096 ratings)."""
 
     def call(self, inputs):
@@ -277,8 +277,8 @@ def _user_tower(n_users: int, dim: int, side_sizes: dict[str, int], l2_user: flo
     for i, (name, size) in enumerate(sorted(side_sizes.items())):
         inputs[name] = keras.Input(shape=(), dtype="int32", name=name)
         side = Embedding(size, dim, name=f"{name}_embedding",
-                                embeddings_initializer=keras.initializers.RandomNormal(
-                                    stddev=_INIT_STD, seed=seed + 10 + i))(inputs[name])
+                         embeddings_initializer=keras.initializers.RandomNormal(
+                             stddev=_INIT_STD, seed=seed + 10 + i))(inputs[name])
         vector = layers.Add(name=f"add_{name}")([vector, side])
     return inputs, vector
 
@@ -301,9 +301,10 @@ def build_ranking_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM,
         init: ``"stage1"`` starts from them and fine-tunes, ``"frozen"`` keeps them,
             ``"random"`` ignores them (the comparison).
         side_sizes: category counts of side inputs (gender, age_label, occupation).
-        dropout: on the user vector (the stage-2 default turns it off for a history
-            tower, whose input dropout regularises it); l2_user: L2 on the whole user table (off by
-            default: the trainer's `l2_pair` regularises the rows of each batch instead).
+        dropout: on the user vector (`stages.run_stage2` turns it off for a history
+            tower, whose input dropout regularises it).
+        l2_user: L2 on the whole user table (off by default: the trainer's `l2_pair`
+            regularises the rows of each batch instead).
         user_tower: ``"free"``, a learnt vector per user (plus side inputs), or
             ``"history"``, that plus a `HistoryEncoder` of the movies the user rated
             (input ``history``), with `history_dropout`; a new user's vector is then
@@ -341,11 +342,10 @@ def _set_movie_table(model, movie_init, init, n_movies, dim):
     model.get_layer("movie_embedding").embeddings.assign(_scaled(movie_init))
 
 
-def user_vectors(model: keras.Model, features: dict[str, np.ndarray],
-                 users: np.ndarray | None = None,
-                 history: sp.csr_matrix | None = None) -> np.ndarray:
-    """User vectors as the model sees them at inference (embedding plus side inputs, plus
-    the encoded `history` for a history tower)."""
+def own_user_vectors(model: keras.Model, features: dict[str, np.ndarray],
+                     users: np.ndarray | None = None) -> np.ndarray:
+    """The part of user vectors the model learnt per user: embedding plus side inputs
+    (all of the vector for a free tower; without the encoded movies for a history one)."""
     n = model.get_layer("user_embedding").input_dim
     users = np.arange(n, dtype=np.int32) if users is None else np.asarray(users, np.int32)
     vec = np.asarray(model.get_layer("user_embedding").embeddings)[users]
@@ -353,6 +353,17 @@ def user_vectors(model: keras.Model, features: dict[str, np.ndarray],
         layer = f"{name}_embedding"
         if any(lyr.name == layer for lyr in model.layers):
             vec = vec + np.asarray(model.get_layer(layer).embeddings)[codes[users]]
+    return vec
+
+
+def user_vectors(model: keras.Model, features: dict[str, np.ndarray],
+                 users: np.ndarray | None = None,
+                 history: sp.csr_matrix | None = None) -> np.ndarray:
+    """User vectors as the model sees them at inference (`own_user_vectors`, plus the
+    encoded `history` for a history tower)."""
+    n = model.get_layer("user_embedding").input_dim
+    users = np.arange(n, dtype=np.int32) if users is None else np.asarray(users, np.int32)
+    vec = own_user_vectors(model, features, users)
     extra = history_part(model, history, users)
     return vec if extra is None else vec + extra
 
@@ -572,9 +583,9 @@ def build_rating_model(n_users: int, n_movies: int, dim: int = C.EMBEDDING_DIM, 
     inputs["movie"] = movie
     reg = keras.regularizers.L2(l2) if l2 else None
     table = Embedding(n_movies, dim, name="movie_embedding",
-                             embeddings_initializer=keras.initializers.RandomNormal(
-                                 stddev=_INIT_STD, seed=seed + 1),
-                             activity_regularizer=reg, trainable=init != "frozen")
+                      embeddings_initializer=keras.initializers.RandomNormal(
+                          stddev=_INIT_STD, seed=seed + 1),
+                      activity_regularizer=reg, trainable=init != "frozen")
     mv = table(movie)
     dot = layers.Dot(axes=1, name="dot")([uv, mv])
     ub = layers.Flatten(name="user_bias_flat")(Embedding(

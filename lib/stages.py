@@ -94,6 +94,11 @@ def ranking_batch(n_users: int) -> int:
     return int(min(C.RANKING_BATCH_USERS, max(1, -(-n_users // C.RANKING_MIN_STEPS))))
 
 
+def tower_label(tower: str, history_dropout: float) -> str:
+    """How settings and summaries name a user tower: ``free`` or ``history 0.7``."""
+    return "free" if tower == "free" else f"history {history_dropout:g}"
+
+
 @dataclass
 class Stage2:
     ranking: object
@@ -134,16 +139,11 @@ class Stage2:
         """The mean over users of what their vector holds beside their encoded movies
         (learnt vector and side inputs): a new user's vector is this plus the encoding of
         the movies they give."""
-        own = self.user_vectors()
-        if self.history is not None:
-            own = own - M.history_part(self.ranking, self.history, np.arange(len(own)))
-        return own.mean(axis=0)
+        return M.own_user_vectors(self.ranking, self.features).mean(axis=0)
 
     def _tower_label(self) -> str:
-        s = self.settings
-        if s.get("user_tower", "free") == "free":
-            return "free"
-        return f"history {s['history_dropout']:g}"
+        return tower_label(self.settings.get("user_tower", "free"),
+                           self.settings.get("history_dropout", 0.0))
 
     def _refit_words(self) -> str:
         return " with the refit" if self.settings.get("refit") else \
@@ -230,7 +230,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         raise ValueError(f"history_dropout must be 'auto' or a probability in [0, 1), "
                          f"not {history_dropout!r}")
     drops = C.HISTORY_DROPOUTS if history_dropout == "auto" else (float(history_dropout),)
-    candidates = {("free" if t == "free" else f"history {d:g}"): (t, d)
+    candidates = {tower_label(t, d): (t, d)
                   for t in towers for d in (drops if t == "history" else (0.0,))}
 
     def new_ranking(tower, drop):
@@ -267,30 +267,26 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         settings["tower_validation"] = saved["validation"]
         settings["choice"] = "reused"
         candidates = {saved["chosen"]: candidates[saved["chosen"]]}
-    trained = {}
+    scores, chosen = {}, None  # only the best candidate's model is kept
     for label, (tower, drop) in candidates.items():
         model = new_ranking(tower, drop)
-        trained[label] = (model, M.train_ranking_model(
-            model, fit_rows, features, epochs=epochs, validation=val_ndcg, patience=patience,
-            **fit))
+        history = M.train_ranking_model(model, fit_rows, features, epochs=epochs,
+                                        validation=val_ndcg, patience=patience, **fit)
+        scores[label] = float(history["validation"].max())
         if len(candidates) > 1:
-            log.info("%s tower: validation nDCG@%d %.4f", label, k,
-                     trained[label][1]["validation"].max())
+            log.info("%s tower: validation nDCG@%d %.4f", label, k, scores[label])
+        if chosen is None or scores[label] > scores[chosen]:
+            chosen, ranking, ranking_history = label, model, history
     if settings.get("choice") != "reused":
-        settings["tower_validation"] = {t: float(h["validation"].max())
-                                        for t, (_, h) in trained.items()}
+        settings["tower_validation"] = scores
         settings["choice"] = "searched" if len(candidates) > 1 else "given"
-    chosen = max(trained, key=settings["tower_validation"].get)
-    if key is not None and settings["choice"] == "searched":
-        artifacts.save_choice(choices, key, {"chosen": chosen,
-                                             "validation": settings["tower_validation"]})
+        if key is not None:
+            artifacts.save_choice(choices, key, {"chosen": chosen, "validation": scores})
     tower, drop = candidates[chosen]
     settings["user_tower"], settings["history_dropout"] = tower, drop
-    ranking, ranking_history = trained.pop(chosen)
-    del trained  # the other candidates' models
     settings["ranking_stop"] = ranking_history.attrs["stop"]
     best = settings["ranking_epochs"] = int(ranking_history["validation"].idxmax()) + 1
-    everything = ev.interactions(train, ids)
+    everything = ev.interactions(train, ids) if refit or tower == "history" else None
     if refit:
         ranking = new_ranking(tower, drop)
         M.train_ranking_model(ranking, everything, features, epochs=best, **fit)
