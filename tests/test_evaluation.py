@@ -109,6 +109,24 @@ def test_top_k_excludes_training_and_pads():
     np.testing.assert_array_equal(ev.top_k(scores, 6), [[0, 1, 3, 2, -1, -1]])
 
 
+@pytest.mark.parametrize("n_movies", [3000, 3001, 3037])  # blocks fit exactly, or leave a rest
+def test_top_k_by_blocks_equals_a_stable_sort(n_movies):
+    # Wide enough rows for the two-pass top k (block maxima first); ties, -inf, a row
+    # of all-equal scores and one with fewer finite scores than k.
+    rng = np.random.default_rng(4)
+    scores = rng.normal(size=(40, n_movies)).astype(np.float32)
+    scores[rng.random(scores.shape) < 0.3] = -np.inf
+    scores[:, 100:400] = 2.5  # ties across many blocks, above almost everything
+    scores[5] = 1.0
+    scores[6] = -np.inf
+    scores[6, [2999, 7, 1500]] = [1.0, 1.0, 3.0]
+    want = np.argsort(-scores, axis=1, kind="stable")[:, :10]
+    want[~np.isfinite(np.take_along_axis(scores, want, axis=1))] = -1
+    got = ev.top_k(scores, 10)
+    np.testing.assert_array_equal(got, want)
+    assert list(got[6, :3]) == [1500, 7, 2999] and (got[6, 3:] == -1).all()
+
+
 def test_rating_metrics_and_shapes():
     m = ev.rating_metrics([3.0, 4.0, 5.0], [4.0, 4.0, 3.0])
     assert m["rmse"] == pytest.approx(math.sqrt((1 + 0 + 4) / 3))
