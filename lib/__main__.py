@@ -177,30 +177,53 @@ def _literal(text: str):
 def _evaluate(args) -> int:
     out = Path(args.out)
     _writable(out, "choose another folder with --out")
+    splits = list(dict.fromkeys(args.split or ["per-item"]))
+    seeds = list(dict.fromkeys(args.seed or [C.SEED]))
+    if args.split_dir and (len(splits) > 1 or len(seeds) > 1):
+        print("error: --split-dir is one given split: drop the extra --split/--seed values",
+              file=sys.stderr)
+        return 2
     ds = _load(args)
     k = _check_k(args, len(ds.movies), ds.name)
-    from lib import evaluation
+    from lib import evaluation, stages
     from lib.ids import IdMap
     ids = IdMap.from_dataset(ds)
-    split = evaluation.make_split(ds.ratings, args.split, seed=args.seed,
-                                  split_dir=args.split_dir)
-    if args.split_dir:
-        evaluation.check_split_ids(split, ids, args.split_dir, ds.name)
-    from lib import stages
-    s1 = stages.run_stage1(ds, ids, seed=args.seed)
-    table, recs, users, scorers = stages.evaluate_all(ds, ids, split, s1.movie_vectors,
-                                                      k=k, seed=args.seed,
-                                                      user_tower=args.user_tower)
-    written = stages.write_evaluation(out, ds, split, table, recs, users, scorers, ids, k)
+    runs = {}
+    for method in splits:
+        for seed in seeds:
+            folder = out if len(splits) * len(seeds) == 1 else out / f"{method}-seed{seed}"
+            split = evaluation.make_split(ds.ratings, method, seed=seed,
+                                          split_dir=args.split_dir)
+            if args.split_dir:
+                evaluation.check_split_ids(split, ids, args.split_dir, ds.name)
+            s1 = stages.run_stage1(ds, ids, seed=seed)
+            table, recs, users, scorers = stages.evaluate_all(
+                ds, ids, split, s1.movie_vectors, k=k, seed=seed, user_tower=args.user_tower,
+                side={"off": False, "on": True, "auto": "auto"}[args.side])
+            written = stages.write_evaluation(folder, ds, split, table, recs, users, scorers,
+                                              ids, k)
+            _print_table(table, f"{ds.name}, split {split.method}, k = {k}", k)
+            print("written: " + ", ".join(C.shown(p) for p in written))
+            runs[(method, seed)] = table
+    if len(runs) > 1:
+        from lib import atomic
+        summary, text = stages.summarise_runs(runs, k, ds.name)
+        with atomic.replacing(out / "results.csv") as tmp:
+            summary.to_csv(tmp, index=False)
+        atomic.write_text(out / "results.md", text)
+        print(text)
+        print(f"written: {C.shown(out / 'results.md')}, {C.shown(out / 'results.csv')}")
+    return 0
+
+
+def _print_table(table, title: str, k: int) -> None:
+    import pandas as pd
     cols = [c for c in (f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}",
                         f"hit_rate@{k}", f"coverage@{k}", "rmse", "mae", "train seconds")
             if c in table.columns]
-    import pandas as pd
     with pd.option_context("display.width", 200, "display.max_columns", 20):
-        print(f"{ds.name}, split {split.method}, k = {k}")
+        print(title)
         print(table[cols].round(4).to_string(na_rep=""))
-    print("written: " + ", ".join(C.shown(p) for p in written))
-    return 0
 
 
 def _recommend(args) -> int:
@@ -215,7 +238,15 @@ def _recommend(args) -> int:
         k = _check_k(args, len(ds.movies) - 1, ds.name, "other movies")
     else:
         k = _check_k(args, len(ds.movies), ds.name)
-    liked = None
+    demographics = {"gender": args.gender, "age": args.age, "occupation": args.occupation}
+    given = {k: v for k, v in demographics.items() if v is not None}
+    if given and (args.user is not None or args.similar is not None):
+        raise UsageError(f"--{next(iter(given))} describes a new user: use it with --liked "
+                         "or alone, not with --user or --similar")
+    if args.user is None and args.similar is None and args.liked is None and not given:
+        raise UsageError("say whom to recommend for: --user ID, --similar MOVIE_ID, "
+                         "--liked ID,ID,... and/or --gender/--age/--occupation")
+    liked = []
     if args.liked is not None:
         liked = list(dict.fromkeys(args.liked))
         for movie_id, n in Counter(args.liked).items():
@@ -237,9 +268,13 @@ def _recommend(args) -> int:
         frame = engine.similar(args.similar, k)
         heading = f"movies like {args.similar} {titles.get(args.similar, '')}"
     else:
-        frame = engine.new_user(liked, k)
-        heading = "for a new user who liked " + "; ".join(
-            f"{m} {titles[m]}" for m in liked)
+        try:
+            frame = engine.new_user(liked, k, **demographics)
+        except ValueError as exc:  # a label the release does not have, or no such inputs
+            raise UsageError(str(exc)) from None
+        who = ", ".join(f"{k} {v}" for k, v in given.items())
+        heading = "for a new user" + (f" ({who})" if who else "") + (
+            " who liked " + "; ".join(f"{m} {titles[m]}" for m in liked) if liked else "")
     print(artifacts.summary(engine.manifest))
     print(f"{ds.name}: {heading}")
     frame = frame.assign(genres=frame[C.GENRES_COL].map("|".join))
@@ -311,12 +346,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="train models and baselines on a split, score them")
     p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
     _data_options(p)
-    p.add_argument("--split", default="per-item", choices=["per-item", "per-user", "last"])
+    p.add_argument("--split", action="append", choices=["per-item", "per-user", "last"],
+                   help="how test ratings are held out (default per-item; repeatable: with "
+                        "several splits or seeds, one folder each and a results.md table "
+                        "of means over the seeds)")
     p.add_argument("--split-dir", type=Path, help="a folder with train.csv and test.csv")
     p.add_argument("--k", type=_k, help=f"cut-off of the metrics (default {C.DEFAULT_K})")
-    p.add_argument("--seed", type=int, default=C.SEED)
+    p.add_argument("--seed", type=int, action="append",
+                   help=f"fixes the split, sampling and initialisation (default {C.SEED}; "
+                        "repeatable)")
     p.add_argument("--user-tower", default="free", choices=["free", "history", "auto"],
                    help="how the ranking model makes user vectors (auto: validation picks)")
+    p.add_argument("--side", default="off", choices=["off", "on", "auto"],
+                   help="gender, age and occupation inputs in both models (auto: validation "
+                        "picks, each model on its own)")
     p.add_argument("--out", type=Path, required=True,
                    help="folder for metrics.json, recs_<model>.csv and the split")
     p.set_defaults(func=_evaluate)
@@ -324,12 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("recommend", help="recommend with the saved models")
     p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
     _data_options(p)
-    who = p.add_mutually_exclusive_group(required=True)
+    who = p.add_mutually_exclusive_group()
     who.add_argument("--user", type=_movielens_id, help="a known user id")
     who.add_argument("--similar", type=_movielens_id, metavar="MOVIE_ID",
                      help="movies like this one")
     who.add_argument("--liked", type=_id_list, metavar="ID,ID,...",
                      help="a new user: comma-separated movie ids they like")
+    for flag, what in (("--gender", "F or M"), ("--age", "an age group, e.g. 25-34"),
+                       ("--occupation", "e.g. programmer")):
+        p.add_argument(flag, help=f"a new user's {flag[2:]} ({what}), with or without "
+                                  "--liked; where the models have demographic inputs")
     p.add_argument("--k", type=_k, help=f"how many (default {C.DEFAULT_K})")
     p.set_defaults(func=_recommend)
 

@@ -282,6 +282,12 @@ def save_stage2(result, ids: IdMap, dataset, *, split: str, metrics: dict | None
                 root: Path | str | None = None) -> Path:
     """Write a `stages.Stage2`: both Keras models, user and movie tables, the id map;
     the manifest records the split, the test `metrics` and which stage 1 it started from."""
+    demographics = result.demographics(dataset, ids)  # what a new user's vector needs
+    sides = {} if demographics is None else {"side_user_mean": demographics["user_mean"]}
+    for name, part in (demographics or {"features": {}})["features"].items():
+        sides.update({f"side_{name}_labels": np.array(part["labels"]),
+                      f"side_{name}_vectors": part["vectors"], f"side_{name}_mean": part["mean"]})
+
     def write(folder: Path) -> None:
         result.ranking.save(folder / RANKING_MODEL)
         if result.rating is not None:
@@ -290,7 +296,7 @@ def save_stage2(result, ids: IdMap, dataset, *, split: str, metrics: dict | None
                  movie_vectors=result.movie_vectors(), movie_bias=result.movie_bias(),
                  user_ids=ids.user_ids(np.arange(ids.n_users)),
                  movie_ids=ids.movie_ids(np.arange(ids.n_movies)),
-                 **{f"feature_{k}": v for k, v in result.features.items()},
+                 **{f"feature_{k}": v for k, v in result.features.items()}, **sides,
                  **({} if result.history is None else {
                      "history_vectors": result.history_vectors(),
                      "new_user_base": result.new_user_base()}))
@@ -356,6 +362,13 @@ def load_tables(dataset, root: Path | str | None = None) -> dict:
         # A history tower's movie table and the base of a new user's vector, when it has one.
         tables["history"] = ({"vectors": npz["history_vectors"], "base": npz["new_user_base"]}
                              if "history_vectors" in npz.files else None)
+        # The demographic inputs of the ranking model, when it has them.
+        tables["demographics"] = None if "side_user_mean" not in npz.files else {
+            "user_mean": npz["side_user_mean"],
+            "features": {k[len("side_"):-len("_labels")]: {
+                "labels": npz[k].tolist(), "vectors": npz[k.replace("_labels", "_vectors")],
+                "mean": npz[k.replace("_labels", "_mean")]}
+                for k in npz.files if k.startswith("side_") and k.endswith("_labels")}}
     tables.update(ids=IdMap.load(folder / IDS), manifest=manifest,
                   seen=sp.load_npz(folder / SEEN).tocsr(),
                   stage1_movies=None, stage1_genres=None)

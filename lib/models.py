@@ -292,15 +292,50 @@ def side_features(users: pd.DataFrame | None, ids) -> dict[str, np.ndarray]:
 
     Returns an empty dict when the release has no user file.
     """
+    return _side_codes(users, ids)[0]
+
+
+def side_vocabulary(users: pd.DataFrame | None, ids) -> dict[str, list[str]]:
+    """The label of every code of `side_features`, per input: what a person types (``F``,
+    ``25-34``, ``programmer``), the same on every release, where ML-1M and ML-100K number
+    ages and occupations differently. Saved with the models."""
+    return _side_codes(users, ids)[1]
+
+
+def _side_codes(users, ids):
     if users is None:
-        return {}
+        return {}, {}
     frame = users.set_index(C.USER_COL).loc[ids.user_ids(np.arange(ids.n_users))]
-    out = {}
+    codes, labels = {}, {}
     for col in SIDE_FEATURES:
         values = frame[col]
         categories = sorted(values.unique())
-        out[col] = values.map({v: i for i, v in enumerate(categories)}).to_numpy(np.int32)
-    return out
+        codes[col] = values.map({v: i for i, v in enumerate(categories)}).to_numpy(np.int32)
+        if col == C.OCCUPATION_COL and C.OCCUPATION_LABEL_COL in frame:
+            names = frame.drop_duplicates(col).set_index(col)[C.OCCUPATION_LABEL_COL]
+            labels[col] = [str(names[c]) for c in categories]
+        else:
+            labels[col] = [str(c) for c in categories]
+    return codes, labels
+
+
+def side_tables(model: keras.Model, features: dict[str, np.ndarray],
+                vocabulary: dict[str, list[str]]) -> dict | None:
+    """What a new user's vector is built from when the model has demographic inputs
+    (`Engine.new_user`), None when it has none: the mean learnt user vector without them
+    (``user_mean``) and, per input, its labels, its embedding table and the mean over users
+    of the rows they take (what an input nobody gave adds)."""
+    names = {lyr.name for lyr in model.layers}
+    tables = {}
+    for name, codes in features.items():
+        if f"{name}_embedding" in names:
+            table = np.asarray(model.get_layer(f"{name}_embedding").embeddings)
+            tables[name] = {"labels": list(vocabulary[name]), "vectors": table,
+                            "mean": table[codes].mean(axis=0)}
+    if not tables:
+        return None
+    users = np.asarray(model.get_layer("user_embedding").embeddings)
+    return {"user_mean": users.mean(axis=0), "features": tables}
 
 
 def _user_tower(n_users: int, dim: int, side_sizes: dict[str, int], l2_user: float, seed: int,

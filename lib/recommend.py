@@ -87,12 +87,13 @@ class Engine:
 
     def __init__(self, user_vectors, movie_vectors, movie_bias, ids, movies: pd.DataFrame,
                  rated: sp.csr_matrix, stage1_movies=None, stage1_genres=None,
-                 history: dict | None = None):
+                 history: dict | None = None, demographics: dict | None = None):
         self.user_vectors, self.movie_vectors = user_vectors, movie_vectors
         self.movie_bias, self.ids, self.rated = movie_bias, ids, rated
         self.movies = movies.set_index(C.MOVIE_COL)
         self.stage1_movies, self.stage1_genres = stage1_movies, stage1_genres
         self.history = history
+        self.demographics = demographics  # `models.side_tables`, or None
         self.new_movies: dict[int, dict] = {}
         self.manifest: dict | None = None
 
@@ -110,7 +111,7 @@ class Engine:
         t = artifacts.load_tables(dataset, root)
         engine = cls(t["user_vectors"], t["movie_vectors"], t["movie_bias"], t["ids"],
                      dataset.movies, t["seen"], t["stage1_movies"], t["stage1_genres"],
-                     t["history"])
+                     t["history"], t["demographics"])
         engine.manifest = t["manifest"]
         return engine
 
@@ -123,7 +124,7 @@ class Engine:
             "vectors": stage2.history_vectors(), "base": stage2.new_user_base()}
         return cls(stage2.user_vectors(), stage2.movie_vectors(), stage2.movie_bias(), ids,
                    dataset.movies, ev.interactions(dataset.ratings, ids), stage1_movies,
-                   stage1_genres, history)
+                   stage1_genres, history, stage2.demographics(dataset, ids))
 
     def seen(self, user_row: int) -> np.ndarray:
         """The movie rows a user has already seen: every movie they rated. The one rule
@@ -188,24 +189,69 @@ class Engine:
         return similar_movies(self.movie_vectors, self.ids, self.movies.reset_index(),
                               movie_id, k)
 
-    def new_user(self, liked: list[int], k: int = C.DEFAULT_K) -> pd.DataFrame:
-        """Recommendations for someone new, from a few movies they like (no retraining);
-        the liked movies are excluded. With a history tower their vector is what the model
-        computes for anyone from their movies (`new_user_vector`); otherwise it is folded
-        in from the mean user (`fold_in_user`)."""
-        rows = self.ids.movie_rows(list(liked)) if len(liked) else []
-        return self._top(self.new_user_vector(rows), np.asarray(rows, dtype=np.int64), k)
+    def new_user(self, liked: list[int] = (), k: int = C.DEFAULT_K, *,
+                 gender: str | None = None, age: str | None = None,
+                 occupation: str | None = None) -> pd.DataFrame:
+        """Recommendations for someone new (no retraining), from movies they like, from
+        their gender / age group / occupation (labels as the release names them: ``F``,
+        ``25-34``, ``programmer``), or both; the liked movies are excluded. With a history
+        tower their vector is what the model computes for anyone from their movies
+        (`new_user_vector`); otherwise it is folded in from the liked movies
+        (`fold_in_user`), starting from the mean user or, with demographics, from the
+        vector the model gives those demographics.
 
-    def new_user_vector(self, liked_rows) -> np.ndarray:
-        """The vector of someone new from the rows of the movies they like."""
+        Raises:
+            ValueError: nothing given, a label the release does not have, or demographics
+                for models that have no demographic inputs.
+        """
+        rows = self.ids.movie_rows(list(liked)) if len(liked) else []
+        start = self.demographic_vector(gender=gender, age=age, occupation=occupation)
+        if start is None and not len(rows):
+            raise ValueError("give at least one liked movie id, or a gender, age group or "
+                             "occupation")
+        vector = start if not len(rows) else self.new_user_vector(rows, start)
+        return self._top(vector, np.asarray(rows, dtype=np.int64), k)
+
+    def demographic_vector(self, *, gender=None, age=None, occupation=None):
+        """The user vector the model gives these demographics (inputs not given count as
+        their mean over users), or None when none is given."""
+        given = {C.GENDER_COL: gender, C.AGE_LABEL_COL: age, C.OCCUPATION_COL: occupation}
+        given = {k: v for k, v in given.items() if v is not None}
+        if not given:
+            return None
+        if self.demographics is None:
+            raise ValueError("these models have no demographic inputs (trained without "
+                             "them: validation preferred none, or side inputs were off); "
+                             "give liked movies instead, or retrain with SIDE_FEATURES = "
+                             "True in notebook 03")
+        vector = self.demographics["user_mean"].astype(np.float32).copy()
+        for name, part in self.demographics["features"].items():
+            if name not in given:
+                vector += part["mean"]
+                continue
+            label = str(given[name]).strip()
+            matches = [i for i, lab in enumerate(part["labels"]) if lab.lower() == label.lower()]
+            if not matches:
+                word = {C.AGE_LABEL_COL: "age group"}.get(name, name)
+                ages = list(C.AGE_LABELS.values())  # youngest first, not alphabetical
+                shown = sorted(part["labels"], key=lambda x: (ages.index(x) if x in ages
+                                                              else len(ages), x))
+                raise ValueError(f"unknown {word} {label!r}: choose one of {', '.join(shown)}")
+            vector += part["vectors"][matches[0]]
+        return vector
+
+    def new_user_vector(self, liked_rows, start: np.ndarray | None = None) -> np.ndarray:
+        """The vector of someone new from the rows of the movies they like; `start` is
+        the vector their demographics give (`demographic_vector`), else the mean user."""
         if len(liked_rows) == 0:
             raise ValueError("give at least one liked movie id")
         liked_rows = np.unique(np.asarray(liked_rows, dtype=np.int64))
         if self.history is not None:
-            return (self.history["base"] + self.history["vectors"][liked_rows].sum(axis=0)
+            base = self.history["base"] if start is None else start
+            return (base + self.history["vectors"][liked_rows].sum(axis=0)
                     / np.sqrt(len(liked_rows))).astype(np.float32)
         return fold_in_user(self.movie_vectors, self.movie_bias, liked_rows,
-                            self.user_vectors.mean(axis=0))
+                            self.user_vectors.mean(axis=0) if start is None else start)
 
     def add_movie(self, genres: list[str], title: str = "New movie") -> int:
         """Give a movie unknown to the models a vector from its genres and make it

@@ -94,9 +94,15 @@ def ranking_batch(n_users: int) -> int:
     return int(min(C.RANKING_BATCH_USERS, max(1, -(-n_users // C.RANKING_MIN_STEPS))))
 
 
-def tower_label(tower: str, history_dropout: float) -> str:
-    """How settings and summaries name a user tower: ``free`` or ``history 0.7``."""
-    return "free" if tower == "free" else f"history {history_dropout:g}"
+def side_label(with_side: bool) -> str:
+    return "with demographics" if with_side else "without demographics"
+
+
+def tower_label(tower: str, history_dropout: float, with_side: bool = False) -> str:
+    """How settings and summaries name a user tower: ``free``, ``history 0.7``, ``free +
+    demographics``."""
+    name = "free" if tower == "free" else f"history {history_dropout:g}"
+    return f"{name} + demographics" if with_side else name
 
 
 @dataclass
@@ -143,11 +149,17 @@ class Stage2:
 
     def _tower_label(self) -> str:
         return tower_label(self.settings.get("user_tower", "free"),
-                           self.settings.get("history_dropout", 0.0))
+                           self.settings.get("history_dropout", 0.0),
+                           bool(self.settings.get("side")))
 
     def _refit_words(self) -> str:
         return " with the refit" if self.settings.get("refit") else \
             " (best validation epoch kept, no refit)"
+
+    def demographics(self, dataset: Dataset, ids: IdMap) -> dict | None:
+        """The ranking model's demographic inputs, for new users (`models.side_tables`)."""
+        return M.side_tables(self.ranking, self.features,
+                             M.side_vocabulary(getattr(dataset, "users", None), ids))
 
     def summary(self) -> str:
         """One line per model for a notebook: epochs chosen on validation, time taken."""
@@ -161,14 +173,19 @@ class Stage2:
                  f"{'; ' + others if others else ''}), "
                  f"{self.seconds['ranking']:.1f} s{self._refit_words()}"]
         if self.rating is not None:
-            lines.append(f"rating model: {s['rating_epochs']} epochs chosen on validation "
-                         f"(best RMSE {self.rating_history['val_rmse'].min():.4f}), "
+            other = ", ".join(f"{t} {v:.4f}" for t, v in
+                              (s.get("rating_validation") or {}).items()
+                              if t != side_label(bool(s.get("rating_side"))))
+            lines.append(f"rating model ({side_label(bool(s.get('rating_side')))}): "
+                         f"{s['rating_epochs']} epochs chosen on validation "
+                         f"(best RMSE {self.rating_history['val_rmse'].min():.4f}"
+                         f"{'; ' + other if other else ''}), "
                          f"{self.seconds['rating']:.1f} s{self._refit_words()}")
         return "\n".join(lines)
 
 
 def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors: np.ndarray,
-               *, init: str = "stage1", dim: int = C.EMBEDDING_DIM, side: bool = False,
+               *, init: str = "stage1", dim: int = C.EMBEDDING_DIM, side: bool | str = False,
                epochs: int = C.MAX_EPOCHS, val_ratio: float = 0.1, k: int = C.DEFAULT_K,
                seed: int = C.SEED, rating: bool = True, refit: bool | str = "auto",
                loss: str = "auto", batch_users: int | None = None,
@@ -193,6 +210,11 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     (a file, `artifacts.choices_path`), the choice is saved there and a rerun on the same
     training ratings with the same settings takes it without searching again.
 
+    `side` adds gender, age and occupation embeddings to the user vectors of both models
+    (where the release has them); ``"auto"`` trains each model with and without them and
+    keeps what validation prefers (nDCG for ranking, RMSE for rating), each model on its
+    own, recorded in the settings (``side``, ``rating_side``, ``rating_validation``).
+
     `loss` is the ranking model's softmax: ``"full"`` (over all movies), ``"sampled"``
     (`lib.losses.sampled_softmax`) or ``"auto"``: sampled when users x movies is above
     `config.FULL_SOFTMAX_MAX_CELLS`. `batch_users` defaults to `ranking_batch`.
@@ -213,8 +235,14 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     fit_rows = ev.interactions(inner.train, ids)
     val_rows = ev.interactions(inner.test, ids)
     users = np.flatnonzero(np.diff(val_rows.indptr) > 0)
+    if side not in (True, False, "auto"):
+        raise ValueError(f"side must be True, False or 'auto', not {side!r}")
+    # Every model takes from `features` only the inputs it has.
     features = M.side_features(dataset.users, ids) if side else {}
-    sizes = {name: int(v.max()) + 1 for name, v in features.items()}
+    sides = (False, True) if side == "auto" and features else (bool(features),)
+
+    def sizes(with_side):
+        return {name: int(v.max()) + 1 for name, v in features.items()} if with_side else {}
 
     def val_ndcg(model):
         # A history tower reads the training part only: validation movies stay unseen.
@@ -230,13 +258,13 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         raise ValueError(f"history_dropout must be 'auto' or a probability in [0, 1), "
                          f"not {history_dropout!r}")
     drops = C.HISTORY_DROPOUTS if history_dropout == "auto" else (float(history_dropout),)
-    candidates = {tower_label(t, d): (t, d)
+    candidates = {tower_label(t, d, s): (t, d, s) for s in sides
                   for t in towers for d in (drops if t == "history" else (0.0,))}
 
-    def new_ranking(tower, drop):
+    def new_ranking(tower, drop, with_side):
         M.seed_everything(seed)
         return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
-                                     init=init, side_sizes=sizes, l2_user=l2_user,
+                                     init=init, side_sizes=sizes(with_side), l2_user=l2_user,
                                      dropout=0.0 if tower == "history" else 0.5,
                                      user_tower=tower, history_dropout=drop, seed=seed)
 
@@ -268,8 +296,8 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         settings["choice"] = "reused"
         candidates = {saved["chosen"]: candidates[saved["chosen"]]}
     scores, chosen = {}, None  # only the best candidate's model is kept
-    for label, (tower, drop) in candidates.items():
-        model = new_ranking(tower, drop)
+    for label, (tower, drop, with_side) in candidates.items():
+        model = new_ranking(tower, drop, with_side)
         history = M.train_ranking_model(model, fit_rows, features, epochs=epochs,
                                         validation=val_ndcg, patience=patience, **fit)
         scores[label] = float(history["validation"].max())
@@ -280,37 +308,53 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     if settings.get("choice") != "reused":
         settings["tower_validation"] = scores
         settings["choice"] = "searched" if len(candidates) > 1 else "given"
-        if key is not None:
-            artifacts.save_choice(choices, key, {"chosen": chosen, "validation": scores})
-    tower, drop = candidates[chosen]
+    tower, drop, with_side = candidates[chosen]
     settings["user_tower"], settings["history_dropout"] = tower, drop
+    settings["side"] = with_side
     settings["ranking_stop"] = ranking_history.attrs["stop"]
     best = settings["ranking_epochs"] = int(ranking_history["validation"].idxmax()) + 1
     everything = ev.interactions(train, ids) if refit or tower == "history" else None
     if refit:
-        ranking = new_ranking(tower, drop)
+        ranking = new_ranking(tower, drop, with_side)
         M.train_ranking_model(ranking, everything, features, epochs=best, **fit)
     seconds = {"ranking": time.perf_counter() - start}
     rating_model, rating_history = None, pd.DataFrame()
+    rating_sides = sides
+    if (settings.get("choice") == "reused" and len(sides) > 1
+            and saved.get("rating_side") is not None):
+        rating_sides = (bool(saved["rating_side"]),)
+        settings["rating_validation"] = saved.get("rating_validation")
     if rating:
-        def new_rating(frame):
+        def new_rating(frame, with_side):
             M.seed_everything(seed)
             return M.build_rating_model(
                 ids.n_users, ids.n_movies, dim, global_mean=float(frame[C.RATING_COL].mean()),
-                movie_init=movie_vectors, init=init, side_sizes=sizes, seed=seed)
+                movie_init=movie_vectors, init=init, side_sizes=sizes(with_side), seed=seed)
 
         start = time.perf_counter()
-        rating_model = new_rating(inner.train)
-        rating_history = M.train_rating_model(rating_model, inner.train, ids, features,
-                                              validation=inner.test, epochs=epochs,
-                                              seed=seed, progress=progress)
+        rmse, rating_side = {}, None
+        for with_side in rating_sides:
+            model = new_rating(inner.train, with_side)
+            history = M.train_rating_model(model, inner.train, ids, features,
+                                           validation=inner.test, epochs=epochs, seed=seed,
+                                           progress=progress)
+            rmse[side_label(with_side)] = float(history["val_rmse"].min())
+            if rating_side is None or rmse[side_label(with_side)] < rmse[side_label(rating_side)]:
+                rating_side, rating_model, rating_history = with_side, model, history
+        if len(rating_sides) > 1:
+            settings["rating_validation"] = rmse
+        settings["rating_side"] = rating_side
         settings["rating_stop"] = rating_history.attrs["stop"]
         best = settings["rating_epochs"] = int(rating_history["val_rmse"].idxmin()) + 1
         if refit:
-            rating_model = new_rating(train)
+            rating_model = new_rating(train, rating_side)
             M.train_rating_model(rating_model, train, ids, features, validation=None,
                                  epochs=best, seed=seed, progress=progress)
         seconds["rating"] = time.perf_counter() - start
+    if key is not None and settings["choice"] == "searched":
+        artifacts.save_choice(choices, key, {
+            "chosen": chosen, "validation": scores, "rating_side": settings.get("rating_side"),
+            "rating_validation": settings.get("rating_validation")})
     return Stage2(ranking, rating_model, ranking_history, rating_history, features, inner,
                   init, seconds, settings, everything if tower == "history" else None)
 
@@ -320,7 +364,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
 def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: np.ndarray, *,
                  k: int = C.DEFAULT_K, stage2: Stage2 | None = None,
                  ease_l2: float | str = "auto", seed: int = C.SEED, user_tower: str = "free",
-                 progress: bool = True):
+                 side: bool | str = False, progress: bool = True):
     """Train (or take) the stage-2 models and the baselines on one split; score them all.
 
     EASE's ``ease_l2`` is chosen, with ``"auto"``, from `config.EASE_L2S` on the same
@@ -335,7 +379,7 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     start = time.perf_counter()
     if stage2 is None:
         stage2 = run_stage2(dataset, ids, split.train, movie_vectors, seed=seed,
-                            user_tower=user_tower, progress=progress)
+                            user_tower=user_tower, side=side, progress=progress)
     seconds = {"stage 2 (ours)": time.perf_counter() - start}
     train = ev.interactions(split.train, ids)
     test = ev.interactions(split.test, ids)
@@ -364,10 +408,15 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
         rows[name] = {**metrics, "train seconds": seconds[name]}
     if ease_chosen is not None:
         rows["EASE"]["l2"] = ease_chosen
+    rows["stage 2 (ours)"]["ranking epochs"] = stage2.settings.get("ranking_epochs")
+    rows["stage 2 (ours)"]["demographics (ranking)"] = float(bool(stage2.settings.get("side")))
     if stage2.rating is not None:
         pred = M.predict_ratings(stage2.rating, split.test, ids, stage2.features,
                                  dataset.scale[:2])
         rows["stage 2 (ours)"].update(ev.rating_metrics(pred, actual))
+        rows["stage 2 (ours)"]["rating epochs"] = stage2.settings.get("rating_epochs")
+        rows["stage 2 (ours)"]["demographics (rating)"] = float(
+            bool(stage2.settings.get("rating_side")))
     bias = ev.bias_baseline(split.train, ids)
     pred = np.clip(bias(ids.user_rows(split.test[C.USER_COL].to_numpy()),
                         ids.movie_rows(split.test[C.MOVIE_COL].to_numpy())), *dataset.scale[:2])
@@ -432,6 +481,42 @@ def write_evaluation(out: Path, dataset: Dataset, split: ev.Split, table: pd.Dat
                                       "(75/25 per item, seed 42, k = 10)")
     atomic.write_text(out / "metrics.json", json.dumps(report, indent=2))
     return [out / "metrics.json", *written]
+
+
+def summarise_runs(runs: dict, k: int, dataset: str) -> tuple[pd.DataFrame, str]:
+    """Means and standard deviations over seeds of `evaluate_all` tables, per split and
+    model. `runs` maps ``(split, seed)`` to a table. Returns the long table (split, model,
+    metric, mean, sd, seeds) and a Markdown table of the ranking metrics and RMSE, with the
+    settings validation chose (epochs, EASE's L2) per seed."""
+    metrics = [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "rmse"]
+    chosen = ["ranking epochs", "rating epochs", "demographics (ranking)",
+              "demographics (rating)", "l2"]
+    rows = []
+    for (split, seed), table in runs.items():
+        for model, values in table.iterrows():
+            rows += [{"split": split, "seed": seed, "model": model, "metric": m,
+                      "value": values[m]} for m in metrics + chosen
+                     if m in table.columns and pd.notna(values[m])]
+    long = pd.DataFrame(rows)
+    summary = (long[long["metric"].isin(metrics)]
+               .groupby(["split", "model", "metric"], sort=False)["value"]
+               .agg(mean="mean", sd="std", seeds="count").reset_index())
+    seeds = sorted({seed for _, seed in runs})
+    lines = [f"{dataset}, k = {k}: mean ± sd over seeds {', '.join(map(str, seeds))}", "",
+             "| split | model | " + " | ".join(metrics) + " | chosen on validation, per seed |",
+             "|---" * (len(metrics) + 3) + "|"]
+    for (split, model), part in summary.groupby(["split", "model"], sort=False):
+        cells = []
+        for m in metrics:
+            row = part[part["metric"] == m]
+            cells.append("" if row.empty else f"{row['mean'].iloc[0]:.4f} ± "
+                         f"{0.0 if pd.isna(row['sd'].iloc[0]) else row['sd'].iloc[0]:.4f}")
+        picked = long[(long["split"] == split) & (long["model"] == model)
+                      & long["metric"].isin(chosen)]
+        settings = "; ".join(f"{m}: " + "/".join(f"{v:g}" for v in grp["value"])
+                             for m, grp in picked.groupby("metric", sort=False))
+        lines.append(f"| {split} | {model} | " + " | ".join(cells) + f" | {settings} |")
+    return summary, "\n".join(lines) + "\n"
 
 
 # --- questions the notebooks ask of a trained stage 2 -------------------------------

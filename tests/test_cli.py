@@ -91,6 +91,11 @@ MISTAKES = [
      "'abc' is not a movie id (a whole number)"),
     ("liked ids unknown to the release", f"{RECOMMEND} --liked 1,99", 1,
      "--liked: unknown movie id 99 in ml-1m"),
+    ("nobody to recommend for", RECOMMEND, 1, "say whom to recommend for: --user ID"),
+    ("demographics with a known user", f"{RECOMMEND} --user 1 --age 25-34", 1,
+     "--age describes a new user: use it with --liked or alone"),
+    ("demographics for models without such inputs", f"{RECOMMEND} --gender F", 1,
+     "these models have no demographic inputs"),
     ("an unknown user", f"{RECOMMEND} --user 99", 1, "unknown user id: 99"),
     ("scale of 0", "data synthetic --size tiny --scale 0 --out {root}/syn", 2,
      "argument --scale: must be a number above 0, got 0"),
@@ -99,6 +104,9 @@ MISTAKES = [
     ("evaluate with k of 0", f"{EVALUATE} --k 0", 2, "argument --k: must be at least 1"),
     ("evaluate with k above the catalogue", f"{EVALUATE} --k 5", 1,
      "--k 5 is more than the 4 movies of ml-1m"),
+    ("one given split with several seeds",
+     f"{EVALUATE} --split-dir {{root}}/data --seed 1 --seed 2", 2,
+     "--split-dir is one given split: drop the extra --split/--seed values"),
     ("evaluate into a folder that cannot be written",
      "evaluate --dataset ml-1m --data-dir {root}/data --out {root}/a-file/eval", 1,
      "cannot write to {root}/a-file/eval: {root}/a-file is a file, not a folder; "
@@ -312,3 +320,26 @@ def test_evaluate_keeps_measured_and_published_apart(tmp_path):
     assert "Microsoft Recommenders" in report["published_source"]
     assert sorted(os.listdir(tmp_path / "out")) == ["metrics.json", "recs_stage_2.csv",
                                                     "test.csv", "train.csv"]
+
+
+def test_results_over_seeds_are_means_and_sds_of_the_runs():
+    import pandas as pd
+    cols = ["ndcg@10", "precision@10", "recall@10", "map@10", "rmse", "ranking epochs", "l2"]
+
+    def table(ndcg, rmse, epochs, l2):
+        return pd.DataFrame([[ndcg, 0.3, 0.2, 0.1, rmse, epochs, None],
+                             [ndcg - 0.1, 0.2, 0.1, 0.05, None, None, l2]],
+                            index=["stage 2 (ours)", "EASE"], columns=cols)
+
+    runs = {("per-item", 42): table(0.5, 0.90, 30, 200.0),
+            ("per-item", 43): table(0.6, 0.92, 40, 500.0),
+            ("last", 42): table(0.2, 0.80, 50, 1000.0)}
+    summary, text = stages.summarise_runs(runs, 10, "ml-100k")
+    row = summary.set_index(["split", "model", "metric"])
+    assert row.loc[("per-item", "stage 2 (ours)", "ndcg@10"), "mean"] == pytest.approx(0.55)
+    assert row.loc[("per-item", "stage 2 (ours)", "ndcg@10"), "sd"] == pytest.approx(0.0707, 1e-3)
+    assert row.loc[("per-item", "stage 2 (ours)", "rmse"), "seeds"] == 2
+    assert ("per-item", "EASE", "rmse") not in row.index  # no rating prediction: no row
+    assert "| per-item | stage 2 (ours) | 0.5500 ± 0.0707 |" in text
+    assert "ranking epochs: 30/40" in text and "l2: 200/500" in text
+    assert "| last | EASE | 0.1000 ± 0.0000 |" in text  # one seed: sd shown as 0

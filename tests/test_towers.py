@@ -108,6 +108,37 @@ def test_validation_chooses_the_tower_and_a_rerun_reuses_the_choice(tiny, tmp_pa
     assert other.settings["choice"] == "searched"
 
 
+def test_validation_chooses_demographics_for_each_model_and_a_rerun_reuses_it(tiny, tmp_path):
+    """side="auto": the ranking and the rating model are each trained with and without
+    the gender/age/occupation inputs, each keeps what its own validation score prefers,
+    and a rerun takes both choices without training the other variants."""
+    ds, ids, split, s1 = tiny
+    choices = artifacts.choices_path(ds.name, tmp_path)
+
+    def run():
+        return stages.run_stage2(ds, ids, split.train, s1.movie_vectors, dim=16, epochs=6,
+                                 side="auto", choices=choices, progress=False)
+
+    first = run()
+    towers, rmse = first.settings["tower_validation"], first.settings["rating_validation"]
+    assert set(towers) == {"free", "free + demographics"}
+    assert set(rmse) == {"without demographics", "with demographics"}
+    assert first.settings["side"] == (towers["free + demographics"] > towers["free"])
+    assert first.settings["rating_side"] == (rmse["with demographics"]
+                                             < rmse["without demographics"])
+    has_side = {lyr.name for lyr in first.ranking.layers} >= {"gender_embedding"}
+    assert has_side == first.settings["side"]
+    assert ("gender" in first.rating.input) == first.settings["rating_side"]
+    second = run()
+    assert second.settings["choice"] == "reused"
+    assert (second.settings["side"], second.settings["rating_side"]) == \
+        (first.settings["side"], first.settings["rating_side"])
+    assert second.settings["rating_validation"] == rmse
+    assert "rating model (" in second.summary()
+    with pytest.raises(ValueError, match="side must be True, False or 'auto'"):
+        stages.run_stage2(ds, ids, split.train, s1.movie_vectors, dim=16, side="yes")
+
+
 def test_bad_tower_settings_are_refused(tiny):
     ds, ids, split, s1 = tiny
     vectors = s1.movie_vectors
@@ -154,3 +185,52 @@ def test_ease_strength_is_chosen_on_validation(tiny):
     s2.scores = lambda: ev.popularity_scores(ev.interactions(split.train, ids))
     table, *_ = stages.evaluate_all(ds, ids, split, None, stage2=s2, progress=False)
     assert table.loc["EASE", "l2"] in C.EASE_L2S
+
+
+@pytest.fixture(scope="module")
+def side_run(tiny):
+    ds, ids, split, s1 = tiny
+    return stages.run_stage2(ds, ids, split.train, s1.movie_vectors, dim=16, epochs=6,
+                             side=True, rating=False, progress=False)
+
+
+def test_a_new_user_from_demographics_alone_or_with_liked_movies(tiny, side_run, tmp_path):
+    """The vector a new user's gender/age/occupation give is the model's own: the mean
+    learnt user vector plus the embeddings of those labels (the mean row for an input not
+    given); saved and loaded with the models; labels as the release names them."""
+    ds, ids, _, s1 = tiny
+    engine = Engine.from_stage2(side_run, ids, ds)
+    m = side_run.ranking
+    codes = M.side_vocabulary(ds.users, ids)
+    want = np.asarray(m.get_layer("user_embedding").embeddings).mean(axis=0)
+    want = want + np.asarray(m.get_layer("gender_embedding").embeddings)[
+        codes[C.GENDER_COL].index("F")]
+    want = want + np.asarray(m.get_layer("age_label_embedding").embeddings)[
+        codes[C.AGE_LABEL_COL].index("25-34")]
+    occ = np.asarray(m.get_layer("occupation_embedding").embeddings)
+    want = want + occ[side_run.features[C.OCCUPATION_COL]].mean(axis=0)  # not given
+    np.testing.assert_allclose(engine.demographic_vector(gender="f", age="25-34"), want,
+                               rtol=1e-5, atol=1e-6)
+    alone = engine.new_user(gender="F", age="25-34", k=5)
+    assert len(alone) == 5
+    liked = list(ids.movie_ids(np.arange(3)))
+    both = engine.new_user(liked, k=5, gender="F", age="25-34")
+    assert not set(both["movie_id"]) & set(liked)
+    artifacts.save_stage1(s1, ids, ds, tmp_path)
+    artifacts.save_stage2(side_run, ids, ds, split="test", root=tmp_path)
+    loaded = Engine.load(ds, tmp_path)
+    np.testing.assert_allclose(loaded.demographic_vector(gender="F", age="25-34"), want,
+                               rtol=1e-5, atol=1e-6)
+    pd.testing.assert_frame_equal(loaded.new_user(gender="F", age="25-34", k=5), alone)
+    with pytest.raises(ValueError, match="unknown age group '26': choose one of Under 18"):
+        engine.new_user(age="26")
+    with pytest.raises(ValueError, match="give at least one liked movie id, or a gender"):
+        engine.new_user()
+
+
+def test_demographics_without_such_inputs_say_so(tiny, history_run):
+    ds, ids, _, _ = tiny
+    engine = Engine.from_stage2(history_run, ids, ds)
+    assert engine.demographics is None
+    with pytest.raises(ValueError, match="these models have no demographic inputs"):
+        engine.new_user(gender="F")
