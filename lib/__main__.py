@@ -205,6 +205,8 @@ def _evaluate(args) -> int:
             _print_table(table, f"{ds.name}, split {split.method}, k = {k}", k)
             print("written: " + ", ".join(C.shown(p) for p in written))
             runs[(method, seed)] = table
+    if args.withhold_users is not None:
+        _new_users_table(ds, ids, seeds, k, args.withhold_users, out)
     if len(runs) > 1:
         from lib import atomic
         summary, text = stages.summarise_runs(runs, k, ds.name)
@@ -214,6 +216,30 @@ def _evaluate(args) -> int:
         print(text)
         print(f"written: {C.shown(out / 'results.md')}, {C.shown(out / 'results.csv')}")
     return 0
+
+
+def _new_users_table(ds, ids, seeds, k: int, share: float, out: Path) -> None:
+    """`stages.demographic_cold_start` at every seed: printed, and written to
+    ``new_users.csv``."""
+    import pandas as pd
+
+    from lib import atomic, stages
+    frames = []
+    for seed in seeds:
+        s1 = stages.run_stage1(ds, ids, seed=seed)
+        try:
+            frame = stages.demographic_cold_start(ds, ids, s1.movie_vectors, share=share,
+                                                  k=k, seed=seed)
+        except ValueError as exc:
+            raise UsageError(f"--withhold-users: {exc}") from None
+        _print_table(frame, f"{ds.name}: {frame.attrs['users']:,} users withheld from "
+                            f"training (seed {seed}), recommended from their demographics "
+                            f"alone, scored on all {frame.attrs['ratings']:,} of their "
+                            f"ratings, k = {k}", k)
+        frames.append(frame.assign(seed=seed).rename_axis("model").reset_index())
+    with atomic.replacing(out / "new_users.csv") as tmp:
+        pd.concat(frames).to_csv(tmp, index=False)
+    print(f"written: {C.shown(out / 'new_users.csv')}")
 
 
 def _print_table(table, title: str, k: int) -> None:
@@ -357,6 +383,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeatable)")
     p.add_argument("--user-tower", default="free", choices=["free", "history", "auto"],
                    help="how the ranking model makes user vectors (auto: validation picks)")
+    p.add_argument("--withhold-users", type=float, metavar="SHARE",
+                   help="also withhold this share of users (e.g. 0.2) from training entirely "
+                        "and recommend for them from their demographics alone")
     p.add_argument("--side", default="off", choices=["off", "on", "auto"],
                    help="gender, age and occupation inputs in both models (auto: validation "
                         "picks, each model on its own)")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from lib import artifacts, atomic
 from lib import config as C
@@ -422,6 +423,54 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
                         ids.movie_rows(split.test[C.MOVIE_COL].to_numpy())), *dataset.scale[:2])
     rows["mean + biases"] = ev.rating_metrics(pred, actual)
     return pd.DataFrame(rows).T, recs, users, scorers
+
+
+def demographic_cold_start(dataset: Dataset, ids: IdMap, movie_vectors: np.ndarray, *,
+                           share: float = 0.2, k: int = C.DEFAULT_K, seed: int = C.SEED,
+                           progress: bool = False) -> pd.DataFrame:
+    """New users known only by their gender, age group and occupation: a seeded `share`
+    of the users is withheld from training entirely; the ranking model, with demographic
+    inputs, is trained on the others' ratings; each withheld user gets the vector their
+    demographics give (the mean learnt user vector of the training users plus the three
+    embeddings: what `Engine.new_user` computes) and is scored on all their ratings,
+    beside the most popular movies of the training users.
+
+    Raises:
+        ValueError: the release has no user file, or `share` is not in (0, 1).
+    """
+    if dataset.users is None:
+        raise ValueError(f"{dataset.name} has no user file: no demographics to start from")
+    if not 0 < share < 1:
+        raise ValueError(f"share must be between 0 and 1 (exclusive), not {share!r}")
+    everyone = np.sort(dataset.ratings[C.USER_COL].unique())
+    withheld = np.sort(np.random.default_rng(seed).choice(
+        everyone, max(1, round(share * len(everyone))), replace=False))
+    out = dataset.ratings[C.USER_COL].isin(withheld).to_numpy()
+    train = dataset.ratings[~out]
+    s2 = run_stage2(dataset, ids, train, movie_vectors, side=True, rating=False, seed=seed,
+                    progress=progress)
+    rows = ids.user_rows(withheld)
+    known = ids.user_rows(train[C.USER_COL].unique())
+    own = np.asarray(s2.ranking.get_layer("user_embedding").embeddings)
+    vectors = np.repeat(own[known].mean(axis=0)[None], len(rows), axis=0)
+    for name, codes in s2.features.items():
+        vectors += np.asarray(s2.ranking.get_layer(f"{name}_embedding").embeddings)[codes[rows]]
+    table = s2.ranking.get_layer("movie_embedding")
+    emb, bias = np.asarray(table.embeddings), np.asarray(table.bias)
+    relevant = ev.interactions(dataset.ratings[out], ids)
+    nothing_seen = sp.csr_matrix(relevant.shape, dtype=np.float32)
+    position = {r: i for i, r in enumerate(rows)}
+    scorers = {"stage 2 with demographics (ours)":
+               lambda r: vectors[[position[x] for x in r]] @ emb.T + bias,
+               "most popular": ev.popularity_scores(ev.interactions(train, ids))}
+    table_rows = {}
+    for name, fn in scorers.items():
+        recs = ev.recommend_all(fn, nothing_seen, rows, k)
+        table_rows[name] = ev.ranking_metrics(recs, relevant, rows, k)
+    frame = pd.DataFrame(table_rows).T
+    frame.attrs.update(users=len(rows), withheld=withheld, ratings=int(out.sum()),
+                       ranking_epochs=s2.settings["ranking_epochs"])
+    return frame
 
 
 def choose_ease_l2(validation: ev.Split, ids: IdMap, k: int = C.DEFAULT_K,

@@ -234,3 +234,28 @@ def test_demographics_without_such_inputs_say_so(tiny, history_run):
     assert engine.demographics is None
     with pytest.raises(ValueError, match="these models have no demographic inputs"):
         engine.new_user(gender="F")
+
+
+def test_withheld_users_are_never_trained_on_and_scored_on_all_their_ratings(tiny,
+                                                                             monkeypatch):
+    ds, ids, _, s1 = tiny
+    seen = {}
+    real = stages.run_stage2
+
+    def spy(dataset, ids_, train, *args, **kwargs):
+        seen["train"], seen["side"] = train, kwargs.get("side")
+        return real(dataset, ids_, train, *args, **{**kwargs, "dim": 16, "epochs": 4})
+
+    monkeypatch.setattr(stages, "run_stage2", spy)
+    frame = stages.demographic_cold_start(ds, ids, s1.movie_vectors, share=0.2, seed=3)
+    withheld = frame.attrs["withheld"]
+    n_users = ds.ratings[C.USER_COL].nunique()
+    assert len(withheld) == round(0.2 * n_users) and seen["side"] is True
+    assert not seen["train"][C.USER_COL].isin(withheld).any()
+    assert len(seen["train"]) + frame.attrs["ratings"] == len(ds.ratings)
+    assert list(frame.index) == ["stage 2 with demographics (ours)", "most popular"]
+    assert frame["ndcg@10"].between(0, 1).all() and frame["ndcg@10"].min() > 0
+    again = stages.demographic_cold_start(ds, ids, s1.movie_vectors, share=0.2, seed=3)
+    pd.testing.assert_frame_equal(frame, again)  # one seed fixes it all
+    with pytest.raises(ValueError, match="share must be between 0 and 1"):
+        stages.demographic_cold_start(ds, ids, s1.movie_vectors, share=1.5)
