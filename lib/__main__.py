@@ -51,6 +51,17 @@ def _scale(text: str) -> float:
     return value
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1, e.g. 0.2, got "
+                                         f"{text}")
+    return value
+
+
 def _id_list(text: str) -> list[int]:
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not parts:
@@ -185,6 +196,15 @@ def _evaluate(args) -> int:
         return 2
     ds = _load(args)
     k = _check_k(args, len(ds.movies), ds.name)
+    if ds.users is None and (args.side != "off" or args.withhold_users is not None):
+        flag = "--withhold-users" if args.withhold_users is not None else f"--side {args.side}"
+        raise UsageError(f"{flag} needs demographics, and {ds.name} has no user file")
+    if args.withhold_users is not None:
+        n_users = ds.ratings[C.USER_COL].nunique()
+        if not 1 <= round(args.withhold_users * n_users) < n_users:
+            raise UsageError(f"--withhold-users {args.withhold_users:g} of {n_users:,} users "
+                             f"leaves no one to withhold or no one to train on: choose a "
+                             f"share between {1 / n_users:.2g} and {1 - 1 / n_users:.4g}")
     from lib import evaluation, stages
     from lib.ids import IdMap
     ids = IdMap.from_dataset(ds)
@@ -227,11 +247,8 @@ def _new_users_table(ds, ids, seeds, k: int, share: float, out: Path) -> None:
     frames = []
     for seed in seeds:
         s1 = stages.run_stage1(ds, ids, seed=seed)
-        try:
-            frame = stages.demographic_cold_start(ds, ids, s1.movie_vectors, share=share,
-                                                  k=k, seed=seed)
-        except ValueError as exc:
-            raise UsageError(f"--withhold-users: {exc}") from None
+        frame = stages.demographic_cold_start(ds, ids, s1.movie_vectors, share=share, k=k,
+                                              seed=seed)
         _print_table(frame, f"{ds.name}: {frame.attrs['users']:,} users withheld from "
                             f"training (seed {seed}), recommended from their demographics "
                             f"alone, scored on all {frame.attrs['ratings']:,} of their "
@@ -265,7 +282,7 @@ def _recommend(args) -> int:
     else:
         k = _check_k(args, len(ds.movies), ds.name)
     demographics = {"gender": args.gender, "age": args.age, "occupation": args.occupation}
-    given = {k: v for k, v in demographics.items() if v is not None}
+    given = {name: value for name, value in demographics.items() if value is not None}
     if given and (args.user is not None or args.similar is not None):
         raise UsageError(f"--{next(iter(given))} describes a new user: use it with --liked "
                          "or alone, not with --user or --similar")
@@ -298,7 +315,7 @@ def _recommend(args) -> int:
             frame = engine.new_user(liked, k, **demographics)
         except ValueError as exc:  # a label the release does not have, or no such inputs
             raise UsageError(str(exc)) from None
-        who = ", ".join(f"{k} {v}" for k, v in given.items())
+        who = ", ".join(f"{name} {value}" for name, value in given.items())
         heading = "for a new user" + (f" ({who})" if who else "") + (
             " who liked " + "; ".join(f"{m} {titles[m]}" for m in liked) if liked else "")
     print(artifacts.summary(engine.manifest))
@@ -383,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeatable)")
     p.add_argument("--user-tower", default="free", choices=["free", "history", "auto"],
                    help="how the ranking model makes user vectors (auto: validation picks)")
-    p.add_argument("--withhold-users", type=float, metavar="SHARE",
+    p.add_argument("--withhold-users", type=_share, metavar="SHARE",
                    help="also withhold this share of users (e.g. 0.2) from training entirely "
                         "and recommend for them from their demographics alone")
     p.add_argument("--side", default="off", choices=["off", "on", "auto"],

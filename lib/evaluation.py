@@ -169,10 +169,13 @@ def _top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     blocks' columns, w ~ sqrt(movies / k). The k best entries lie in the k blocks with
     the best maxima (fewer than k blocks can beat a block holding one of them), and both
     passes keep the lower index first on ties, so the lists are exactly those of a stable
-    sort. At 2,048 users x 59,047 movies: about 0.15 s, against 0.5-0.9 s for
-    TensorFlow's `top_k` over all the scores."""
+    sort. At 2,048 users x 59,047 movies: 0.17 s, against 0.55-0.85 s for TensorFlow's
+    `top_k` over all the scores. Scores must not be NaN; -inf marks what is never
+    returned."""
     n, m = scores.shape
     k_eff = min(k, m)
+    if k_eff < 1:
+        return np.full((n, max(k, 0)), -1, dtype=np.int64)
     width = max(1, round(np.sqrt(m / max(k_eff, 1))))
     n_blocks = m // width
     if n_blocks <= 2 * k_eff or n == 0:
@@ -194,7 +197,7 @@ def _top_k_rows(scores: np.ndarray, k: int) -> np.ndarray:
     order = np.argsort(-top_values, axis=1, kind="stable")
     top = np.take_along_axis(np.take_along_axis(cols, where, axis=1), order, axis=1)
     top = top.astype(np.int64)
-    top[~np.isfinite(np.take_along_axis(top_values, order, axis=1))] = -1
+    top[np.take_along_axis(top_values, order, axis=1) == -np.inf] = -1
     if k_eff < k:
         top = np.pad(top, ((0, 0), (0, k - k_eff)), constant_values=-1)
     return top
@@ -225,7 +228,7 @@ def recommend_all(score_fn, train: sp.csr_matrix, users: np.ndarray, k: int,
     new array each call: a float32 one is overwritten (seen movies set to -inf) to spare
     a copy of every batch.
 
-    Each batch's top k is `_top_k_rows` (a block maximum, then `top_k` over the best
+    Each batch's top k is `_top_k_rows` (block maxima, then the best entries of the best
     blocks): top 10 for all 162,541 users x 59,047 movies of ML-25M's geometry in about
     half a minute on two cores; ties keep the lower movie row first.
     """

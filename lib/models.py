@@ -105,7 +105,9 @@ def train_movie_genre_model(model: keras.Model, genre_matrix: np.ndarray, *, epo
                             batch_size: int = 512, seed: int = C.SEED,
                             progress: bool = True) -> keras.callbacks.History:
     """Fit stage 1 on balanced batches (half the genres movies have, half they lack),
-    negatives redrawn every epoch, with the loss and optimizer `model` was compiled with.
+    negatives redrawn every epoch: binary cross-entropy of sigmoid(movie . genre), the
+    model's own computation, with the optimizer it was compiled with (a fresh `LazyAdam`
+    at its learning rate for large catalogues, below).
 
     Each epoch is one compiled TensorFlow loop over its batches (Keras' `fit` costs a few
     milliseconds of Python a step: 40 epochs at ML-25M's 62,423 movies took 11 minutes);
@@ -320,22 +322,25 @@ def _side_codes(users, ids):
 
 
 def side_tables(model: keras.Model, features: dict[str, np.ndarray],
-                vocabulary: dict[str, list[str]]) -> dict | None:
+                vocabulary: dict[str, list[str]], users: np.ndarray | None = None
+                ) -> dict | None:
     """What a new user's vector is built from when the model has demographic inputs
-    (`Engine.new_user`), None when it has none: the mean learnt user vector without them
-    (``user_mean``) and, per input, its labels, its embedding table and the mean over users
-    of the rows they take (what an input nobody gave adds)."""
+    (`recommend.demographic_vectors`), None when it has none: the mean learnt user vector
+    without them (``user_mean``) and, per input, its labels, its embedding table and the
+    mean over users of the rows they take (what an input nobody gave adds). Means over the
+    user rows `users` (default all: every user of a model trained on everyone)."""
     names = {lyr.name for lyr in model.layers}
+    rows = slice(None) if users is None else np.asarray(users)
     tables = {}
     for name, codes in features.items():
         if f"{name}_embedding" in names:
             table = np.asarray(model.get_layer(f"{name}_embedding").embeddings)
             tables[name] = {"labels": list(vocabulary[name]), "vectors": table,
-                            "mean": table[codes].mean(axis=0)}
+                            "mean": table[codes[rows]].mean(axis=0)}
     if not tables:
         return None
-    users = np.asarray(model.get_layer("user_embedding").embeddings)
-    return {"user_mean": users.mean(axis=0), "features": tables}
+    learnt = np.asarray(model.get_layer("user_embedding").embeddings)[rows]
+    return {"user_mean": learnt.mean(axis=0), "features": tables}
 
 
 def _user_tower(n_users: int, dim: int, side_sizes: dict[str, int], l2_user: float, seed: int,

@@ -38,6 +38,18 @@ def similar_movies(vectors: np.ndarray, ids, movies: pd.DataFrame, movie_id: int
     return out.reset_index()
 
 
+def demographic_vectors(tables: dict, codes: dict[str, np.ndarray]) -> np.ndarray:
+    """User vectors from demographics alone, as the ranking model composes them: the mean
+    learnt user vector plus, per demographic input, the embedding row of each user's code
+    (`codes[name]`, one per user; an input missing from `codes` adds its mean row).
+    `tables` is `models.side_tables`."""
+    n = len(next(iter(codes.values()))) if codes else 1
+    out = np.repeat(tables["user_mean"][None].astype(np.float32), n, axis=0)
+    for name, part in tables["features"].items():
+        out += part["vectors"][codes[name]] if name in codes else part["mean"]
+    return out
+
+
 def fold_in_user(movie_vectors: np.ndarray, movie_bias: np.ndarray, liked_rows: np.ndarray,
                  start: np.ndarray, *, l2: float = 1.0, steps: int = 200,
                  learning_rate: float = 0.05) -> np.ndarray:
@@ -220,25 +232,27 @@ class Engine:
         if not given:
             return None
         if self.demographics is None:
-            raise ValueError("these models have no demographic inputs (trained without "
-                             "them: validation preferred none, or side inputs were off); "
-                             "give liked movies instead, or retrain with SIDE_FEATURES = "
-                             "True in notebook 03")
-        vector = self.demographics["user_mean"].astype(np.float32).copy()
-        for name, part in self.demographics["features"].items():
-            if name not in given:
-                vector += part["mean"]
-                continue
-            label = str(given[name]).strip()
-            matches = [i for i, lab in enumerate(part["labels"]) if lab.lower() == label.lower()]
+            raise ValueError("these models have no demographic inputs for new users "
+                             "(trained without them, or saved before their tables were "
+                             "stored); give liked movies instead, or retrain with "
+                             "SIDE_FEATURES = True in notebook 03")
+        unknown = set(given) - set(self.demographics["features"])
+        if unknown:
+            raise ValueError(f"these models have no {', '.join(sorted(unknown))} input")
+        codes = {}
+        for name, label in given.items():
+            labels = self.demographics["features"][name]["labels"]
+            wanted = str(label).strip().lower()
+            matches = [i for i, lab in enumerate(labels) if lab.lower() == wanted]
             if not matches:
                 word = {C.AGE_LABEL_COL: "age group"}.get(name, name)
                 ages = list(C.AGE_LABELS.values())  # youngest first, not alphabetical
-                shown = sorted(part["labels"], key=lambda x: (ages.index(x) if x in ages
-                                                              else len(ages), x))
-                raise ValueError(f"unknown {word} {label!r}: choose one of {', '.join(shown)}")
-            vector += part["vectors"][matches[0]]
-        return vector
+                shown = sorted(labels, key=lambda x: (ages.index(x) if x in ages
+                                                      else len(ages), x))
+                raise ValueError(f"unknown {word} {str(label).strip()!r}: choose one of "
+                                 f"{', '.join(shown)}")
+            codes[name] = np.array([matches[0]])
+        return demographic_vectors(self.demographics, codes)[0]
 
     def new_user_vector(self, liked_rows, start: np.ndarray | None = None) -> np.ndarray:
         """The vector of someone new from the rows of the movies they like; `start` is

@@ -21,6 +21,7 @@ from lib import models as M
 from lib.artifacts import vectors_sha256
 from lib.data import Dataset, genre_matrix
 from lib.ids import IdMap
+from lib.recommend import demographic_vectors
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def ranking_batch(n_users: int) -> int:
 
 
 def side_label(with_side: bool) -> str:
+    """How settings and summaries name a rating model's inputs."""
     return "with demographics" if with_side else "without demographics"
 
 
@@ -352,7 +354,8 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
             M.train_rating_model(rating_model, train, ids, features, validation=None,
                                  epochs=best, seed=seed, progress=progress)
         seconds["rating"] = time.perf_counter() - start
-    if key is not None and settings["choice"] == "searched":
+    rating_searched = rating and len(rating_sides) > 1
+    if key is not None and (settings["choice"] == "searched" or rating_searched):
         artifacts.save_choice(choices, key, {
             "chosen": chosen, "validation": scores, "rating_side": settings.get("rating_side"),
             "rating_validation": settings.get("rating_validation")})
@@ -410,6 +413,8 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     if ease_chosen is not None:
         rows["EASE"]["l2"] = ease_chosen
     rows["stage 2 (ours)"]["ranking epochs"] = stage2.settings.get("ranking_epochs")
+    # 1 when the run ended at its epoch cap instead of on patience
+    rows["stage 2 (ours)"]["ended at cap"] = float(stage2.settings.get("ranking_stop") == "cap")
     rows["stage 2 (ours)"]["demographics (ranking)"] = float(bool(stage2.settings.get("side")))
     if stage2.rating is not None:
         pred = M.predict_ratings(stage2.rating, split.test, ids, stage2.features,
@@ -432,7 +437,8 @@ def demographic_cold_start(dataset: Dataset, ids: IdMap, movie_vectors: np.ndarr
     of the users is withheld from training entirely; the ranking model, with demographic
     inputs, is trained on the others' ratings; each withheld user gets the vector their
     demographics give (the mean learnt user vector of the training users plus the three
-    embeddings: what `Engine.new_user` computes) and is scored on all their ratings,
+    embeddings, `recommend.demographic_vectors`: what `Engine.new_user` computes) and is
+    scored on all their ratings,
     beside the most popular movies of the training users.
 
     Raises:
@@ -450,11 +456,10 @@ def demographic_cold_start(dataset: Dataset, ids: IdMap, movie_vectors: np.ndarr
     s2 = run_stage2(dataset, ids, train, movie_vectors, side=True, rating=False, seed=seed,
                     progress=progress)
     rows = ids.user_rows(withheld)
-    known = ids.user_rows(train[C.USER_COL].unique())
-    own = np.asarray(s2.ranking.get_layer("user_embedding").embeddings)
-    vectors = np.repeat(own[known].mean(axis=0)[None], len(rows), axis=0)
-    for name, codes in s2.features.items():
-        vectors += np.asarray(s2.ranking.get_layer(f"{name}_embedding").embeddings)[codes[rows]]
+    known = ids.user_rows(train[C.USER_COL].unique())  # the mean over trained users only
+    tables = M.side_tables(s2.ranking, s2.features,
+                           M.side_vocabulary(dataset.users, ids), users=known)
+    vectors = demographic_vectors(tables, {n: c[rows] for n, c in s2.features.items()})
     table = s2.ranking.get_layer("movie_embedding")
     emb, bias = np.asarray(table.embeddings), np.asarray(table.bias)
     relevant = ev.interactions(dataset.ratings[out], ids)
@@ -538,7 +543,7 @@ def summarise_runs(runs: dict, k: int, dataset: str) -> tuple[pd.DataFrame, str]
     metric, mean, sd, seeds) and a Markdown table of the ranking metrics and RMSE, with the
     settings validation chose (epochs, EASE's L2) per seed."""
     metrics = [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "rmse"]
-    chosen = ["ranking epochs", "rating epochs", "demographics (ranking)",
+    chosen = ["ranking epochs", "ended at cap", "rating epochs", "demographics (ranking)",
               "demographics (rating)", "l2"]
     rows = []
     for (split, seed), table in runs.items():
@@ -558,8 +563,12 @@ def summarise_runs(runs: dict, k: int, dataset: str) -> tuple[pd.DataFrame, str]
         cells = []
         for m in metrics:
             row = part[part["metric"] == m]
-            cells.append("" if row.empty else f"{row['mean'].iloc[0]:.4f} ± "
-                         f"{0.0 if pd.isna(row['sd'].iloc[0]) else row['sd'].iloc[0]:.4f}")
+            if row.empty:
+                cells.append("")
+            elif pd.isna(row["sd"].iloc[0]):  # one seed: no spread to show
+                cells.append(f"{row['mean'].iloc[0]:.4f}")
+            else:
+                cells.append(f"{row['mean'].iloc[0]:.4f} ± {row['sd'].iloc[0]:.4f}")
         picked = long[(long["split"] == split) & (long["model"] == model)
                       & long["metric"].isin(chosen)]
         settings = "; ".join(f"{m}: " + "/".join(f"{v:g}" for v in grp["value"])

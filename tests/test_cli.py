@@ -107,6 +107,8 @@ MISTAKES = [
     ("one given split with several seeds",
      f"{EVALUATE} --split-dir {{root}}/data --seed 1 --seed 2", 2,
      "--split-dir is one given split: drop the extra --split/--seed values"),
+    ("a share of users that is not a share", f"{EVALUATE} --withhold-users 1.5", 2,
+     "argument --withhold-users: must be a share between 0 and 1, e.g. 0.2, got 1.5"),
     ("evaluate into a folder that cannot be written",
      "evaluate --dataset ml-1m --data-dir {root}/data --out {root}/a-file/eval", 1,
      "cannot write to {root}/a-file/eval: {root}/a-file is a file, not a folder; "
@@ -342,4 +344,4 @@ def test_results_over_seeds_are_means_and_sds_of_the_runs():
     assert ("per-item", "EASE", "rmse") not in row.index  # no rating prediction: no row
     assert "| per-item | stage 2 (ours) | 0.5500 ± 0.0707 |" in text
     assert "ranking epochs: 30/40" in text and "l2: 200/500" in text
-    assert "| last | EASE | 0.1000 ± 0.0000 |" in text  # one seed: sd shown as 0
+    assert "| last | EASE | 0.1000 |" in text  # one seed: no spread to show

@@ -109,7 +109,8 @@ def test_top_k_excludes_training_and_pads():
     np.testing.assert_array_equal(ev.top_k(scores, 6), [[0, 1, 3, 2, -1, -1]])
 
 
-@pytest.mark.parametrize("n_movies", [3000, 3001, 3037])  # blocks fit exactly, or leave a rest
+# 2992 columns are 176 blocks of 17 exactly; 3000, 3001 and 3037 leave 8, 9 and 11 after them
+@pytest.mark.parametrize("n_movies", [2992, 3000, 3001, 3037])
 def test_top_k_by_blocks_equals_a_stable_sort(n_movies):
     # Wide enough rows for the two-pass top k (block maxima first); ties, -inf, a row
     # of all-equal scores and one with fewer finite scores than k.
@@ -119,12 +120,15 @@ def test_top_k_by_blocks_equals_a_stable_sort(n_movies):
     scores[:, 100:400] = 2.5  # ties across many blocks, above almost everything
     scores[5] = 1.0
     scores[6] = -np.inf
-    scores[6, [2999, 7, 1500]] = [1.0, 1.0, 3.0]
+    scores[6, [2990, 7, 1500]] = [1.0, 1.0, 3.0]
+    scores[7, 50] = np.inf  # the best there is
     want = np.argsort(-scores, axis=1, kind="stable")[:, :10]
-    want[~np.isfinite(np.take_along_axis(scores, want, axis=1))] = -1
+    want[np.take_along_axis(scores, want, axis=1) == -np.inf] = -1
     got = ev.top_k(scores, 10)
     np.testing.assert_array_equal(got, want)
-    assert list(got[6, :3]) == [1500, 7, 2999] and (got[6, 3:] == -1).all()
+    assert list(got[6, :3]) == [1500, 7, 2990] and (got[6, 3:] == -1).all()
+    assert got[7, 0] == 50
+    assert ev.top_k(scores, 0).shape == (40, 0)
 
 
 def test_rating_metrics_and_shapes():

@@ -108,7 +108,8 @@ def test_validation_chooses_the_tower_and_a_rerun_reuses_the_choice(tiny, tmp_pa
     assert other.settings["choice"] == "searched"
 
 
-def test_validation_chooses_demographics_for_each_model_and_a_rerun_reuses_it(tiny, tmp_path):
+def test_validation_chooses_demographics_for_each_model_and_a_rerun_reuses_it(tiny, tmp_path,
+                                                                            monkeypatch):
     """side="auto": the ranking and the rating model are each trained with and without
     the gender/age/occupation inputs, each keeps what its own validation score prefers,
     and a rerun takes both choices without training the other variants."""
@@ -135,6 +136,18 @@ def test_validation_chooses_demographics_for_each_model_and_a_rerun_reuses_it(ti
         (first.settings["side"], first.settings["rating_side"])
     assert second.settings["rating_validation"] == rmse
     assert "rating model (" in second.summary()
+    # A choice saved by a run without the rating model: the rerun that has one searches
+    # the rating model's inputs once, saves them, and the next rerun reuses them.
+    other = artifacts.choices_path(ds.name, tmp_path / "other")
+    stages.run_stage2(ds, ids, split.train, s1.movie_vectors, dim=16, epochs=6, side="auto",
+                      choices=other, rating=False, progress=False)
+    calls = []
+    real = M.train_rating_model
+    monkeypatch.setattr(M, "train_rating_model", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    for _ in range(2):
+        stages.run_stage2(ds, ids, split.train, s1.movie_vectors, dim=16, epochs=6,
+                          side="auto", choices=other, progress=False)
+    assert len(calls) == 3 + 2  # both variants and the refit; then the chosen one and its refit
     with pytest.raises(ValueError, match="side must be True, False or 'auto'"):
         stages.run_stage2(ds, ids, split.train, s1.movie_vectors, dim=16, side="yes")
 
@@ -201,6 +214,21 @@ def test_a_new_user_from_demographics_alone_or_with_liked_movies(tiny, side_run,
     ds, ids, _, s1 = tiny
     engine = Engine.from_stage2(side_run, ids, ds)
     m = side_run.ranking
+    # What Keras computes for a known user is their learnt vector plus their demographics'
+    # rows: the demographic part the engine gives their labels, for its mean learnt vector.
+    import keras
+    tower = keras.Model(m.inputs, m.get_layer("movie_embedding").input)
+    row = 11
+    inputs = {"user": np.array([row], np.int32), **{
+        name: codes[[row]] for name, codes in side_run.features.items()}}
+    keras_vector = np.asarray(tower(inputs, training=False))[0]
+    learnt = np.asarray(m.get_layer("user_embedding").embeddings)
+    vocab = M.side_vocabulary(ds.users, ids)
+    labels = {key: vocab[col][side_run.features[col][row]] for key, col in (
+        ("gender", C.GENDER_COL), ("age", C.AGE_LABEL_COL), ("occupation", C.OCCUPATION_COL))}
+    np.testing.assert_allclose(
+        engine.demographic_vector(**labels) - learnt.mean(axis=0), keras_vector - learnt[row],
+        rtol=1e-5, atol=1e-6)
     codes = M.side_vocabulary(ds.users, ids)
     want = np.asarray(m.get_layer("user_embedding").embeddings).mean(axis=0)
     want = want + np.asarray(m.get_layer("gender_embedding").embeddings)[
@@ -226,6 +254,9 @@ def test_a_new_user_from_demographics_alone_or_with_liked_movies(tiny, side_run,
         engine.new_user(age="26")
     with pytest.raises(ValueError, match="give at least one liked movie id, or a gender"):
         engine.new_user()
+    del engine.demographics["features"][C.OCCUPATION_COL]
+    with pytest.raises(ValueError, match="these models have no occupation input"):
+        engine.new_user(occupation="writer")
 
 
 def test_demographics_without_such_inputs_say_so(tiny, history_run):
