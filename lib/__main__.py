@@ -225,8 +225,6 @@ def _evaluate(args) -> int:
             _print_table(table, f"{ds.name}, split {split.method}, k = {k}", k)
             print("written: " + ", ".join(C.shown(p) for p in written))
             runs[(method, seed)] = table
-    if args.withhold_users is not None:
-        _new_users_table(ds, ids, seeds, k, args.withhold_users, out)
     if len(runs) > 1:
         from lib import atomic
         summary, text = stages.summarise_runs(runs, k, ds.name)
@@ -235,6 +233,8 @@ def _evaluate(args) -> int:
         atomic.write_text(out / "results.md", text)
         print(text)
         print(f"written: {C.shown(out / 'results.md')}, {C.shown(out / 'results.csv')}")
+    if args.withhold_users is not None:
+        _new_users_table(ds, ids, seeds, k, args.withhold_users, out)
     return 0
 
 
@@ -254,6 +254,7 @@ def _new_users_table(ds, ids, seeds, k: int, share: float, out: Path) -> None:
                             f"alone, scored on all {frame.attrs['ratings']:,} of their "
                             f"ratings, k = {k}", k)
         frames.append(frame.assign(seed=seed).rename_axis("model").reset_index())
+        frames[-1].attrs = {}  # the withheld ids stay with each run's frame, not the file
     with atomic.replacing(out / "new_users.csv") as tmp:
         pd.concat(frames).to_csv(tmp, index=False)
     print(f"written: {C.shown(out / 'new_users.csv')}")

@@ -473,7 +473,7 @@ def demographic_cold_start(dataset: Dataset, ids: IdMap, movie_vectors: np.ndarr
         recs = ev.recommend_all(fn, nothing_seen, rows, k)
         table_rows[name] = ev.ranking_metrics(recs, relevant, rows, k)
     frame = pd.DataFrame(table_rows).T
-    frame.attrs.update(users=len(rows), withheld=withheld, ratings=int(out.sum()),
+    frame.attrs.update(users=len(rows), withheld=withheld.tolist(), ratings=int(out.sum()),
                        ranking_epochs=s2.settings["ranking_epochs"])
     return frame
 

@@ -345,3 +345,27 @@ def test_results_over_seeds_are_means_and_sds_of_the_runs():
     assert "| per-item | stage 2 (ours) | 0.5500 ± 0.0707 |" in text
     assert "ranking epochs: 30/40" in text and "l2: 200/500" in text
     assert "| last | EASE | 0.1000 |" in text  # one seed: no spread to show
+
+
+def test_the_new_users_table_collects_every_seed(tmp_path, capsys, monkeypatch):
+    import numpy as np
+    import pandas as pd
+
+    from lib import __main__ as cli
+    from lib.ids import IdMap
+    ds = load_dataset("synthetic-tiny", tmp_path / "data")
+
+    def fake(dataset, ids, vectors, *, share, k, seed):
+        frame = pd.DataFrame({"ndcg@10": [0.5 + seed / 100, 0.4]},
+                             index=["stage 2 with demographics (ours)", "most popular"])
+        frame.attrs.update(users=3, withheld=np.array([seed, seed + 1]), ratings=30)
+        return frame
+
+    monkeypatch.setattr(stages, "run_stage1", lambda *a, **kw: type("S1", (), {
+        "movie_vectors": None})())
+    monkeypatch.setattr(stages, "demographic_cold_start", fake)
+    cli._new_users_table(ds, IdMap.from_dataset(ds), [1, 2], 10, 0.2, tmp_path)
+    table = pd.read_csv(tmp_path / "new_users.csv")
+    assert list(table["seed"]) == [1, 1, 2, 2]
+    assert table["ndcg@10"].tolist() == pytest.approx([0.51, 0.4, 0.52, 0.4])
+    assert "3 users withheld from training (seed 2)" in capsys.readouterr().out
