@@ -412,17 +412,17 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
         rows[name] = {**metrics, "train seconds": seconds[name]}
     if ease_chosen is not None:
         rows["EASE"]["l2"] = ease_chosen
-    rows["stage 2 (ours)"]["ranking epochs"] = stage2.settings.get("ranking_epochs")
-    # 1 when the run ended at its epoch cap instead of on patience
-    rows["stage 2 (ours)"]["ended at cap"] = float(stage2.settings.get("ranking_stop") == "cap")
-    rows["stage 2 (ours)"]["demographics (ranking)"] = float(bool(stage2.settings.get("side")))
+    # What validation chose ("ended at cap": 1 when the run hit its epoch cap, not patience)
+    ours, settings = rows["stage 2 (ours)"], stage2.settings
+    ours["chosen: ranking epochs"] = settings.get("ranking_epochs")
+    ours["chosen: ended at cap"] = float(settings.get("ranking_stop") == "cap")
+    ours["chosen: demographics (ranking)"] = float(bool(settings.get("side")))
     if stage2.rating is not None:
         pred = M.predict_ratings(stage2.rating, split.test, ids, stage2.features,
                                  dataset.scale[:2])
         rows["stage 2 (ours)"].update(ev.rating_metrics(pred, actual))
-        rows["stage 2 (ours)"]["rating epochs"] = stage2.settings.get("rating_epochs")
-        rows["stage 2 (ours)"]["demographics (rating)"] = float(
-            bool(stage2.settings.get("rating_side")))
+        ours["chosen: rating epochs"] = settings.get("rating_epochs")
+        ours["chosen: demographics (rating)"] = float(bool(settings.get("rating_side")))
     bias = ev.bias_baseline(split.train, ids)
     pred = np.clip(bias(ids.user_rows(split.test[C.USER_COL].to_numpy()),
                         ids.movie_rows(split.test[C.MOVIE_COL].to_numpy())), *dataset.scale[:2])
@@ -543,8 +543,8 @@ def summarise_runs(runs: dict, k: int, dataset: str) -> tuple[pd.DataFrame, str]
     metric, mean, sd, seeds) and a Markdown table of the ranking metrics and RMSE, with the
     settings validation chose (epochs, EASE's L2) per seed."""
     metrics = [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "rmse"]
-    chosen = ["ranking epochs", "ended at cap", "rating epochs", "demographics (ranking)",
-              "demographics (rating)", "l2"]
+    chosen = [c for c in pd.concat(list(runs.values())).columns
+              if c.startswith("chosen: ")] + ["l2"]
     rows = []
     for (split, seed), table in runs.items():
         for model, values in table.iterrows():
@@ -571,7 +571,8 @@ def summarise_runs(runs: dict, k: int, dataset: str) -> tuple[pd.DataFrame, str]
                 cells.append(f"{row['mean'].iloc[0]:.4f} ± {row['sd'].iloc[0]:.4f}")
         picked = long[(long["split"] == split) & (long["model"] == model)
                       & long["metric"].isin(chosen)]
-        settings = "; ".join(f"{m}: " + "/".join(f"{v:g}" for v in grp["value"])
+        settings = "; ".join(f"{m.removeprefix('chosen: ')}: " + "/".join(
+                                 f"{v:g}" for v in grp["value"])
                              for m, grp in picked.groupby("metric", sort=False))
         lines.append(f"| {split} | {model} | " + " | ".join(cells) + f" | {settings} |")
     return summary, "\n".join(lines) + "\n"

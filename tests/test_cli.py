@@ -326,7 +326,8 @@ def test_evaluate_keeps_measured_and_published_apart(tmp_path):
 
 def test_results_over_seeds_are_means_and_sds_of_the_runs():
     import pandas as pd
-    cols = ["ndcg@10", "precision@10", "recall@10", "map@10", "rmse", "ranking epochs", "l2"]
+    cols = ["ndcg@10", "precision@10", "recall@10", "map@10", "rmse", "chosen: ranking epochs",
+            "l2"]
 
     def table(ndcg, rmse, epochs, l2):
         return pd.DataFrame([[ndcg, 0.3, 0.2, 0.1, rmse, epochs, None],
