@@ -41,25 +41,22 @@ def _count(text: str) -> int:
     return _whole(text, 0, "0 or more")
 
 
-def _scale(text: str) -> float:
+def _number(text: str, ok, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, got {text}")
+    if not ok(value):
+        raise argparse.ArgumentTypeError(f"must be {what}, got {text}")
     return value
+
+
+def _scale(text: str) -> float:
+    return _number(text, lambda v: 0 < v < float("inf"), "a number above 0")
 
 
 def _share(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"must be a share between 0 and 1, e.g. 0.2, got "
-                                         f"{text}")
-    return value
+    return _number(text, lambda v: 0 < v < 1, "a share between 0 and 1, e.g. 0.2")
 
 
 def _id_list(text: str) -> list[int]:
@@ -208,7 +205,7 @@ def _evaluate(args) -> int:
     from lib import evaluation, stages
     from lib.ids import IdMap
     ids = IdMap.from_dataset(ds)
-    runs = {}
+    runs, stage1 = {}, {}  # stage 1 depends on the seed only: trained once per seed
     for method in splits:
         for seed in seeds:
             folder = out if len(splits) * len(seeds) == 1 else out / f"{method}-seed{seed}"
@@ -216,9 +213,10 @@ def _evaluate(args) -> int:
                                           split_dir=args.split_dir)
             if args.split_dir:
                 evaluation.check_split_ids(split, ids, args.split_dir, ds.name)
-            s1 = stages.run_stage1(ds, ids, seed=seed)
+            if seed not in stage1:
+                stage1[seed] = stages.run_stage1(ds, ids, seed=seed).movie_vectors
             table, recs, users, scorers = stages.evaluate_all(
-                ds, ids, split, s1.movie_vectors, k=k, seed=seed, user_tower=args.user_tower,
+                ds, ids, split, stage1[seed], k=k, seed=seed, user_tower=args.user_tower,
                 side={"off": False, "on": True, "auto": "auto"}[args.side])
             written = stages.write_evaluation(folder, ds, split, table, recs, users, scorers,
                                               ids, k)
@@ -234,20 +232,22 @@ def _evaluate(args) -> int:
         print(text)
         print(f"written: {C.shown(out / 'results.md')}, {C.shown(out / 'results.csv')}")
     if args.withhold_users is not None:
-        _new_users_table(ds, ids, seeds, k, args.withhold_users, out)
+        _new_users_table(ds, ids, seeds, k, args.withhold_users, out, stage1)
     return 0
 
 
-def _new_users_table(ds, ids, seeds, k: int, share: float, out: Path) -> None:
+def _new_users_table(ds, ids, seeds, k: int, share: float, out: Path,
+                     stage1: dict | None = None) -> None:
     """`stages.demographic_cold_start` at every seed: printed, and written to
-    ``new_users.csv``."""
+    ``new_users.csv``. `stage1` holds stage-1 movie vectors already trained, by seed."""
     import pandas as pd
 
     from lib import atomic, stages
-    frames = []
+    frames, stage1 = [], {} if stage1 is None else stage1
     for seed in seeds:
-        s1 = stages.run_stage1(ds, ids, seed=seed)
-        frame = stages.demographic_cold_start(ds, ids, s1.movie_vectors, share=share, k=k,
+        if seed not in stage1:
+            stage1[seed] = stages.run_stage1(ds, ids, seed=seed).movie_vectors
+        frame = stages.demographic_cold_start(ds, ids, stage1[seed], share=share, k=k,
                                               seed=seed)
         _print_table(frame, f"{ds.name}: {frame.attrs['users']:,} users withheld from "
                             f"training (seed {seed}), recommended from their demographics "

@@ -451,12 +451,16 @@ def user_vectors(model: keras.Model, features: dict[str, np.ndarray],
 
 def ranking_scores(model: keras.Model, features: dict[str, np.ndarray],
                    history: sp.csr_matrix | None = None):
-    """``score(user_rows) -> (len, n_movies)`` logits, computed in numpy from the weights."""
+    """``score(user_rows) -> (len, n_movies)`` logits, computed in numpy from the weights
+    as they are now (read once: train again, ask for a new scorer)."""
     table = model.get_layer("movie_embedding")
     emb, bias = np.asarray(table.embeddings), np.asarray(table.bias)
+    own = own_user_vectors(model, features)  # read once, not the whole table per batch
 
     def score(rows):
-        out = user_vectors(model, features, rows, history) @ emb.T
+        vec = own[rows]
+        extra = history_part(model, history, rows)
+        out = (vec if extra is None else vec + extra) @ emb.T
         out += bias  # in place: a second (users, movies) array costs as much as the product
         return out
 

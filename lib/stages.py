@@ -420,7 +420,7 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     if stage2.rating is not None:
         pred = M.predict_ratings(stage2.rating, split.test, ids, stage2.features,
                                  dataset.scale[:2])
-        rows["stage 2 (ours)"].update(ev.rating_metrics(pred, actual))
+        ours.update(ev.rating_metrics(pred, actual))
         ours["chosen: rating epochs"] = settings.get("rating_epochs")
         ours["chosen: demographics (rating)"] = float(bool(settings.get("rating_side")))
     bias = ev.bias_baseline(split.train, ids)
