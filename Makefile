@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (Python 3.11+, make):
 #   make run    set up .venv, then run the whole pipeline (all notebooks, headless)
 #   make test   set up .venv, then run every test
+# Then `make serve`: the web app on http://127.0.0.1:8000/ (trains serving models first).
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -9,7 +10,7 @@ export TF_CPP_MIN_LOG_LEVEL := 3
 export TF_ENABLE_ONEDNN_OPTS := 0
 export PYTHONHASHSEED := 0
 
-.PHONY: venv run test lint test-real notebooks bench clean
+.PHONY: venv run test lint test-real notebooks bench clean train serve
 
 venv: $(VENV)/.installed
 
@@ -25,6 +26,14 @@ run: venv
 
 test: lint
 	$(PY) -m pytest
+
+# The web app: serving models (both stages on every rating) are trained once, when missing.
+DATASET ?= auto
+train: venv
+	$(PY) -m lib train --dataset $(DATASET)
+
+serve: venv
+	$(PY) -m lib serve --dataset $(DATASET) --train-if-missing
 
 # Re-execute the committed notebooks in place on the real MovieLens 100K, copied into the
 # git-ignored data/ml-100k/ from ML100K_DIR (never committed: the licence forbids it).

@@ -55,6 +55,10 @@ def _scale(text: str) -> float:
     return _number(text, lambda v: 0 < v < float("inf"), "a number above 0")
 
 
+def _seconds(text: str) -> float:
+    return _number(text, lambda v: 0 <= v < float("inf"), "a number of seconds >= 0")
+
+
 def _share(text: str) -> float:
     return _number(text, lambda v: 0 < v < 1, "a share between 0 and 1, e.g. 0.2")
 
@@ -217,7 +221,8 @@ def _evaluate(args) -> int:
                 stage1[seed] = stages.run_stage1(ds, ids, seed=seed).movie_vectors
             table, recs, users, scorers = stages.evaluate_all(
                 ds, ids, split, stage1[seed], k=k, seed=seed, user_tower=args.user_tower,
-                side={"off": False, "on": True, "auto": "auto"}[args.side])
+                side={"off": False, "on": True, "auto": "auto"}[args.side],
+                search_budget=args.search_budget)
             written = stages.write_evaluation(folder, ds, split, table, recs, users, scorers,
                                               ids, k)
             _print_table(table, f"{ds.name}, split {split.method}, k = {k}", k)
@@ -271,7 +276,6 @@ def _print_table(table, title: str, k: int) -> None:
 
 
 def _recommend(args) -> int:
-    from lib import artifacts
     from lib.data import load_catalogue, resolve_dataset
     from lib.recommend import Engine
     name, data_dir = resolve_dataset(args.dataset, args.data_dir, download=False)
@@ -319,11 +323,56 @@ def _recommend(args) -> int:
         who = ", ".join(f"{name} {value}" for name, value in given.items())
         heading = "for a new user" + (f" ({who})" if who else "") + (
             " who liked " + "; ".join(f"{m} {titles[m]}" for m in liked) if liked else "")
-    print(artifacts.summary(engine.manifest))
+    print(engine.models_used())
     print(f"{ds.name}: {heading}")
     frame = frame.assign(genres=frame[C.GENRES_COL].map("|".join))
     print(frame.to_string(index=False))
     return 0
+
+
+def _train(args) -> int:
+    from lib import artifacts
+    from lib.serving import train_serving
+    _writable(C.MODELS_DIR, "set MODELS_DIR to a folder you can write")
+    ds = _load(args)
+    served = train_serving(ds, seed=args.seed, search_budget=args.search_budget,
+                           progress=not C.headless())
+    print(served.summary)
+    print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in served.seconds.items()))
+    print(f"serving models written to {C.shown(served.folder)}")
+    if artifacts.has_serving(ds.name):
+        print(f"start the web app: python -m lib serve --dataset {ds.name}")
+    return 0
+
+
+def _serve(args) -> int:
+    import waitress
+
+    from lib import artifacts
+    from lib.web import create_app
+    ds = _load(args, download=False)
+    if args.train_if_missing and not artifacts.has_serving(ds.name):
+        from lib.serving import train_serving
+        print(f"{ds.name}: no serving models yet; training them on every rating first")
+        _writable(C.MODELS_DIR, "set MODELS_DIR to a folder you can write")
+        print(train_serving(ds, progress=not C.headless()).summary)
+    app = create_app(ds)
+    engine = app.extensions["engine"]
+    print(f"{ds.name}: {engine.models_used()}")
+    print(f"serving on http://{args.host}:{args.port}/ (Ctrl+C stops)", flush=True)
+    waitress.serve(app, host=args.host, port=args.port, threads=args.threads,
+                   ident="movielens-embeddings")
+    return 0
+
+
+def _port(text: str) -> int:
+    return int(_number(text, lambda v: v == int(v) and 1 <= v <= 65535,
+                       "a whole number from 1 to 65535"))
+
+
+def _threads(text: str) -> int:
+    return int(_number(text, lambda v: v == int(v) and 1 <= v <= 256,
+                       "a whole number from 1 to 256"))
 
 
 def _bench(args) -> int:
@@ -399,14 +448,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, action="append",
                    help=f"fixes the split, sampling and initialisation (default {C.SEED}; "
                         "repeatable)")
-    p.add_argument("--user-tower", default="free", choices=["free", "history", "auto"],
-                   help="how the ranking model makes user vectors (auto: validation picks)")
+    p.add_argument("--user-tower", default=C.USER_TOWER, choices=["free", "history", "auto"],
+                   help="how the ranking model makes user vectors (default "
+                        f"{C.USER_TOWER}: validation picks)")
     p.add_argument("--withhold-users", type=_share, metavar="SHARE",
                    help="also withhold this share of users (e.g. 0.2) from training entirely "
                         "and recommend for them from their demographics alone")
     p.add_argument("--side", default="off", choices=["off", "on", "auto"],
                    help="gender, age and occupation inputs in both models (auto: validation "
                         "picks, each model on its own)")
+    p.add_argument("--search-budget", type=_seconds, default=C.SEARCH_BUDGET, metavar="SECONDS",
+                   help="seconds per stage-2 model for choosing learning rate, L2 and dropout "
+                        f"on validation (default {C.SEARCH_BUDGET:g}; 0: the defaults)")
     p.add_argument("--out", type=Path, required=True,
                    help="folder for metrics.json, recs_<model>.csv and the split")
     p.set_defaults(func=_evaluate)
@@ -426,6 +479,27 @@ def build_parser() -> argparse.ArgumentParser:
                                   "--liked; where the models have demographic inputs")
     p.add_argument("--k", type=_k, help=f"how many (default {C.DEFAULT_K})")
     p.set_defaults(func=_recommend)
+
+    p = sub.add_parser("train", help="train both stages on every rating: the serving models "
+                                     "that recommend and the web app use")
+    p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
+    _data_options(p)
+    p.add_argument("--seed", type=int, default=C.SEED, help=f"default {C.SEED}")
+    p.add_argument("--search-budget", type=_seconds, default=C.SEARCH_BUDGET, metavar="SECONDS",
+                   help=f"seconds per stage-2 model for the settings search (default "
+                        f"{C.SEARCH_BUDGET:g}; reused when run again on the same ratings)")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("serve", help="the web app over the saved models (waitress)")
+    p.add_argument("--dataset", default=C.DEFAULT_DATASET, choices=C.DATASETS)
+    _data_options(p)
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_port, default=8000, help="default 8000")
+    p.add_argument("--threads", type=_threads, default=8, help="worker threads (default 8)")
+    p.add_argument("--train-if-missing", action="store_true",
+                   help="train the serving models first (`train`) when there are none")
+    p.set_defaults(func=_serve)
 
     p = sub.add_parser("bench", help="benchmark: print a table, write JSON")
     p.add_argument("--group", action="append",

@@ -7,6 +7,9 @@ Layout::
       stage2/       ranking.keras  rating.keras  embeddings.npz  seen.npz  ids.json
                     manifest.json
       projections/  cached 2-D coordinates of embeddings (a cache: safe to delete)
+      serving/      stage1/ and stage2/ as above, trained on every rating by
+                    `python -m lib train`, and map.npz (the 2-D map of the stage-2 movie
+                    vectors the web app draws): what people are shown
 
 Every stage folder has a manifest: project and package versions, settings, seed, split,
 test metrics, and SHA-256 checksums of the data files it was trained on and of each file
@@ -46,6 +49,8 @@ SEEN = "seen.npz"  # users x movies: every rating of the data the models were sa
 CHOICES = "choices.json"
 HISTORY = "history.npz"  # users x movies: the training ratings a history tower reads
 IDS = "ids.json"
+SERVING = "serving"
+MAP = "map.npz"
 PROJECTIONS = "projections"
 # Which notebook writes each stage: named in every "what to rerun" sentence.
 _WRITER = {"stage1": "02", "stage2": "03"}
@@ -57,10 +62,24 @@ def dataset_dir(dataset: str, root: Path | str | None = None) -> Path:
     return Path(root or C.MODELS_DIR) / dataset
 
 
-def stage_dir(dataset: str, stage: str, root: Path | str | None = None) -> Path:
+def stage_dir(dataset: str, stage: str, root: Path | str | None = None, *,
+              serving: bool = False) -> Path:
+    """``models/<dataset>/<stage>/``, or the serving models' ``models/<dataset>/serving/
+    <stage>/``."""
     if stage not in STAGES:
         raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
-    return dataset_dir(dataset, root) / stage
+    return (serving_dir(dataset, root) if serving else dataset_dir(dataset, root)) / stage
+
+
+def serving_dir(dataset: str, root: Path | str | None = None) -> Path:
+    """``models/<dataset>/serving/``: models trained on every rating (`lib.serving`)."""
+    return dataset_dir(dataset, root) / SERVING
+
+
+def has_serving(dataset: str, root: Path | str | None = None) -> bool:
+    """Whether `python -m lib train` has written serving models for `dataset`."""
+    return all((stage_dir(dataset, s, root, serving=True) / MANIFEST).is_file()
+               for s in STAGES)
 
 
 def projection_dir(dataset: str, root: Path | str | None = None) -> Path:
@@ -68,15 +87,17 @@ def projection_dir(dataset: str, root: Path | str | None = None) -> Path:
     return dataset_dir(dataset, root) / PROJECTIONS
 
 
-def rerun_hint(dataset, stage: str) -> str:
+def rerun_hint(dataset, stage: str, serving: bool = False) -> str:
     """The command that writes `stage` again for `dataset` (a name, or a loaded dataset,
     whose folder is repeated as ``--data-dir`` when it is not the default one)."""
     name = getattr(dataset, "name", dataset)
-    only = " ".join(f"--only {n}" for n in ("02", "03")[:STAGES.index(stage) + 1])
     where = ""
     path = getattr(dataset, "path", None)
     if path is not None and Path(path).resolve() != (C.DATA_DIR / name).resolve():
         where = f" --data-dir {path}"
+    if serving:
+        return f"`python -m lib train --dataset {name}{where}`"
+    only = " ".join(f"--only {n}" for n in ("02", "03")[:STAGES.index(stage) + 1])
     return f"`python -m lib run --dataset {name}{where} {only}` (notebook {_WRITER[stage]})"
 
 
@@ -144,17 +165,19 @@ def _versions() -> dict[str, str]:
     return found
 
 
-def read_manifest(dataset, stage: str, root: Path | str | None = None) -> dict:
+def read_manifest(dataset, stage: str, root: Path | str | None = None, *,
+                  serving: bool = False) -> dict:
     """The manifest of a saved stage of `dataset` (a name or a loaded dataset).
 
     Raises:
         ArtifactError: the stage was never saved (or its save was interrupted).
     """
-    path = stage_dir(getattr(dataset, "name", dataset), stage, root) / MANIFEST
+    path = stage_dir(getattr(dataset, "name", dataset), stage, root,
+                     serving=serving) / MANIFEST
     if not path.is_file():
         raise ArtifactError(f"no {stage} models for {getattr(dataset, 'name', dataset)} in "
                             f"{C.shown(path.parent)}: train them with "
-                            f"{rerun_hint(dataset, stage)}")
+                            f"{rerun_hint(dataset, stage, serving)}")
     return json.loads(path.read_text(encoding="utf-8"))
 
 
@@ -165,26 +188,28 @@ def check(manifest: dict, dataset) -> None:
         ArtifactError: names the file that changed and what to rerun.
     """
     stage, name = manifest["stage"], manifest["dataset"]
+    serving = manifest.get("split") == SERVING
     if name != dataset.name:
         raise ArtifactError(f"these {stage} models were trained on {name}, not "
-                            f"{dataset.name}: train them with {rerun_hint(dataset, stage)}")
+                            f"{dataset.name}: train them with "
+                            f"{rerun_hint(dataset, stage, serving)}")
     now = data_fingerprint(dataset)
     for file, digest in manifest["data"].items():
         if now.get(file) != digest:
             raise ArtifactError(
                 f"{C.shown(Path(dataset.path) / file)} has changed since the {stage} models "
                 f"were trained (sha256 {digest[:12]}, now {str(now.get(file))[:12]}): "
-                f"retrain them with {rerun_hint(dataset, stage)}")
+                f"retrain them with {rerun_hint(dataset, stage, serving)}")
 
 
 def _verify_files(folder: Path, manifest: dict) -> None:
+    hint = rerun_hint(manifest["dataset"], manifest["stage"], manifest.get("split") == SERVING)
     for file, digest in manifest["files"].items():
         path = folder / file
         if not path.is_file() or sha256(path) != digest:
             raise ArtifactError(f"{C.shown(path)} does not match the manifest beside it (a "
                                 f"save was interrupted or files were copied from another "
-                                f"run): retrain with "
-                                f"{rerun_hint(manifest['dataset'], manifest['stage'])}")
+                                f"run): retrain with {hint}")
 
 
 def summary(manifest: dict) -> str:
@@ -226,7 +251,7 @@ def save_projection(folder: Path | str | None, key: str, coords: np.ndarray) -> 
 
 def _save(dataset, stage: str, root, write, *, settings: dict, seed: int,
           split: str = "", metrics: dict | None = None, extra: dict | None = None) -> Path:
-    final = stage_dir(dataset.name, stage, root)
+    final = stage_dir(dataset.name, stage, root, serving=split == SERVING)
     with atomic.staged_folder(final) as tmp:
         write(tmp)
         manifest = {
@@ -241,9 +266,9 @@ def _save(dataset, stage: str, root, write, *, settings: dict, seed: int,
     return final
 
 
-def _open(dataset, stage: str, root) -> tuple[Path, dict]:
-    manifest = read_manifest(dataset, stage, root)
-    folder = stage_dir(dataset.name, stage, root)
+def _open(dataset, stage: str, root, serving: bool = False) -> tuple[Path, dict]:
+    manifest = read_manifest(dataset, stage, root, serving=serving)
+    folder = stage_dir(dataset.name, stage, root, serving=serving)
     check(manifest, dataset)
     _verify_files(folder, manifest)
     return folder, manifest
@@ -251,8 +276,10 @@ def _open(dataset, stage: str, root) -> tuple[Path, dict]:
 
 # --- stage 1 ----------------------------------------------------------------------
 
-def save_stage1(result, ids: IdMap, dataset, root: Path | str | None = None) -> Path:
-    """Write a `stages.Stage1`: the Keras model, movie and genre vectors, the id map."""
+def save_stage1(result, ids: IdMap, dataset, root: Path | str | None = None, *,
+                serving: bool = False) -> Path:
+    """Write a `stages.Stage1`: the Keras model, movie and genre vectors, the id map (with
+    `serving`, as the serving models' stage 1)."""
     def write(folder: Path) -> None:
         result.model.save(folder / STAGE1_MODEL)
         np.savez(folder / VECTORS, movie_vectors=result.movie_vectors,
@@ -262,16 +289,17 @@ def save_stage1(result, ids: IdMap, dataset, root: Path | str | None = None) -> 
         ids.save(folder / IDS)
 
     return _save(dataset, "stage1", root, write, settings=result.settings,
-                 seed=result.settings["seed"], metrics=result.recovery)
+                 seed=result.settings["seed"], metrics=result.recovery,
+                 split=SERVING if serving else "")
 
 
-def load_stage1(dataset, root: Path | str | None = None):
+def load_stage1(dataset, root: Path | str | None = None, *, serving: bool = False):
     """Stage-1 movie vectors, genre vectors and id map, checked against `dataset`.
 
     Raises:
         ArtifactError: not saved, incomplete, or trained on other data.
     """
-    folder, _ = _open(dataset, "stage1", root)
+    folder, _ = _open(dataset, "stage1", root, serving)
     with np.load(folder / VECTORS) as npz:
         return npz["movie_vectors"], npz["genre_vectors"], IdMap.load(folder / IDS)
 
@@ -281,7 +309,8 @@ def load_stage1(dataset, root: Path | str | None = None):
 def save_stage2(result, ids: IdMap, dataset, *, split: str, metrics: dict | None = None,
                 root: Path | str | None = None) -> Path:
     """Write a `stages.Stage2`: both Keras models, user and movie tables, the id map;
-    the manifest records the split, the test `metrics` and which stage 1 it started from."""
+    the manifest records the split (`SERVING`: trained on every rating, written to the
+    serving folder), the test `metrics` and which stage 1 it started from."""
     demographics = result.demographics(dataset, ids)  # what a new user's vector needs
     sides = {} if demographics is None else {"side_user_mean": demographics["user_mean"]}
     for name, part in (demographics or {"features": {}})["features"].items():
@@ -319,7 +348,8 @@ def vectors_sha256(vectors: np.ndarray | None) -> str | None:
     return hashlib.sha256(np.ascontiguousarray(vectors, np.float32).tobytes()).hexdigest()
 
 
-def load_stage2(dataset, split: str | None = None, root: Path | str | None = None):
+def load_stage2(dataset, split: str | None = None, root: Path | str | None = None, *,
+                serving: bool = False):
     """The saved stage-2 models as a `stages.Stage2`, checked against `dataset` (and,
     with `split`, against the split they must have been trained on).
 
@@ -330,7 +360,7 @@ def load_stage2(dataset, split: str | None = None, root: Path | str | None = Non
     import pandas as pd
 
     from lib.stages import Stage2
-    folder, manifest = _open(dataset, "stage2", root)
+    folder, manifest = _open(dataset, "stage2", root, serving)
     if split is not None and manifest["split"] != split:
         raise ArtifactError(f"the saved stage-2 models were trained on split "
                             f"{manifest['split']!r}, not {split!r}: run notebook 03 with the "
@@ -347,7 +377,7 @@ def load_stage2(dataset, split: str | None = None, root: Path | str | None = Non
                   history=history)
 
 
-def load_tables(dataset, root: Path | str | None = None) -> dict:
+def load_tables(dataset, root: Path | str | None = None, *, serving: bool = False) -> dict:
     """What the recommendation engine reads (numpy only, no TensorFlow): the stage-2 user
     and movie tables, what every user has rated, the id map, the stage-1 vectors where
     they match, and the manifest. `dataset` may be a `data.Catalogue` (no ratings read).
@@ -356,7 +386,7 @@ def load_tables(dataset, root: Path | str | None = None) -> dict:
         ArtifactError: not saved, incomplete, trained on other data, or stage 1 retrained
             after stage 2.
     """
-    folder, manifest = _open(dataset, "stage2", root)
+    folder, manifest = _open(dataset, "stage2", root, serving)
     with np.load(folder / VECTORS) as npz:
         tables = {k: npz[k] for k in ("user_vectors", "movie_vectors", "movie_bias")}
         # A history tower's movie table and the base of a new user's vector, when it has one.
@@ -374,11 +404,33 @@ def load_tables(dataset, root: Path | str | None = None) -> dict:
                   stage1_movies=None, stage1_genres=None)
     recorded = manifest["settings"].get("stage1_vectors")
     if recorded is not None:  # stage 1, checked like any stage, and the one stage 2 used
-        movies, genres, _ = load_stage1(dataset, root)
+        movies, genres, _ = load_stage1(dataset, root, serving=serving)
         if vectors_sha256(movies) != recorded:
-            raise ArtifactError(f"{C.shown(stage_dir(dataset.name, 'stage1', root))} is not "
-                                f"the stage 1 that stage 2 started from (stage 1 was "
-                                f"retrained after it): retrain stage 2 with "
-                                f"{rerun_hint(dataset, 'stage2')}")
+            folder = stage_dir(dataset.name, "stage1", root, serving=serving)
+            raise ArtifactError(f"{C.shown(folder)} is not the stage 1 that stage 2 started "
+                                f"from (stage 1 was retrained after it): retrain stage 2 "
+                                f"with {rerun_hint(dataset, 'stage2', serving)}")
         tables["stage1_movies"], tables["stage1_genres"] = movies, genres
     return tables
+
+
+# --- the serving models' map ------------------------------------------------------
+
+def save_map(dataset: str, movie_ids: np.ndarray, coords: np.ndarray,
+             root: Path | str | None = None) -> Path:
+    """The 2-D map of the serving stage-2 movie vectors (one row per movie id)."""
+    path = serving_dir(dataset, root) / MAP
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic.replacing(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, movie_ids=np.asarray(movie_ids), x=coords[:, 0], y=coords[:, 1])
+    return path
+
+
+def load_map(dataset: str, root: Path | str | None = None) -> dict | None:
+    """``{"movie_ids", "x", "y"}`` of the serving map, or None when it was not written."""
+    path = serving_dir(dataset, root) / MAP
+    if not path.is_file():
+        return None
+    with np.load(path) as npz:
+        return {k: npz[k] for k in ("movie_ids", "x", "y")}

@@ -5,6 +5,7 @@ seconds are the median of the repeats inside that process.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import statistics
@@ -305,6 +306,146 @@ for _label, _args in (("recommend, known user", ("--user", "1")),
                        ("--liked", "260,1196,2571"))):
     case(f"{_label} (CLI wall, ML-1M size)", "answer", warmup=True)(
         lambda work, a=_args: _answer(work, *a))
+
+
+# --- the web app under load: 8 clients on loopback (what people using it wait for) -----
+
+LOAD_MIX = (("known user", 0.7), ("similar", 0.2), ("new user", 0.1))
+
+
+def _serving_setup(work: Path) -> Path:
+    """`_answer_setup`'s models (ML-1M size, built, not trained) as serving models, with
+    a map: what `python -m lib serve` loads."""
+    import shutil
+
+    from lib import artifacts
+    root = work / "serving-models"
+    if artifacts.has_serving("synthetic", root):
+        return root
+    source = _answer_setup(work)
+    for stage in artifacts.STAGES:
+        target = artifacts.stage_dir("synthetic", stage, root, serving=True)
+        shutil.copytree(artifacts.stage_dir("synthetic", stage, source), target,
+                        dirs_exist_ok=True)
+    with np.load(target / artifacts.VECTORS) as npz:
+        movie_ids = npz["movie_ids"]
+    rng = np.random.default_rng(C.SEED)
+    artifacts.save_map("synthetic", movie_ids, rng.normal(size=(len(movie_ids), 2)), root)
+    return root
+
+
+def _free_port() -> int:
+    import socket
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _server(work: Path):
+    """`python -m lib serve` over `_serving_setup`'s models in its own process, on a
+    free loopback port; yields ``(port, seconds it took to answer /api/health)``."""
+    import http.client
+    import os
+    root = _serving_setup(work)
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "lib", "serve", "--dataset", "synthetic", "--data-dir",
+         str(work), "--port", str(port)], cwd=C.PROJ_ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True, env={**os.environ, "MODELS_DIR": str(root)})
+    try:
+        started = time.perf_counter()
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/api/health")
+                if conn.getresponse().status == 200:
+                    break
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - started > 120:
+                    proc.kill()
+                    output = proc.communicate()[0]
+                    raise RuntimeError(f"the server did not start: {output}") from None
+                time.sleep(0.2)
+        yield port, time.perf_counter() - started
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def _fire(port: int, plan: list[tuple], clients: int) -> tuple[list[tuple], float]:
+    """Send `plan` (kind, method, path, body) from `clients` threads, each on its own
+    keep-alive connection; returns (kind, seconds, status) per request and the wall time."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+
+    def client(share):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        out = []
+        for kind, method, path, body in share:
+            t0 = time.perf_counter()
+            conn.request(method, path, body=body,
+                         headers={"Content-Type": "application/json"} if body else {})
+            response = conn.getresponse()
+            response.read()
+            out.append((kind, time.perf_counter() - t0, response.status))
+        return out
+
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        done = [r for part in pool.map(client, [plan[i::clients] for i in range(clients)])
+                for r in part]
+    return done, time.perf_counter() - t0
+
+
+def _latencies(done: list[tuple], wall: float, kinds) -> dict:
+    result = {"requests": len(done), "errors": sum(status != 200 for *_, status in done),
+              "requests/s": len(done) / wall}
+    for kind in kinds:
+        ms = np.array([t for k, t, _ in done if k == kind]) * 1000
+        result[f"{kind} p50 ms"] = float(np.percentile(ms, 50))
+        result[f"{kind} p95 ms"] = float(np.percentile(ms, 95))
+    return result
+
+
+def _load_check(work: Path, requests: int = 2000, clients: int = 8) -> dict:
+    """The `LOAD_MIX`, seeded: known users' top 10 with reasons, similar movies, new
+    users from 5 liked movies, drawn from the ML-1M-sized synthetic data."""
+    import json as json_
+
+    from lib import data
+    ds = data.load_dataset("synthetic", work)
+    users = ds.ratings[C.USER_COL].unique()
+    movies = ds.movies[C.MOVIE_COL].to_numpy()
+    rng = np.random.default_rng(C.SEED)
+    kinds = rng.choice([k for k, _ in LOAD_MIX], size=requests, p=[p for _, p in LOAD_MIX])
+    plan = []
+    for kind in kinds:
+        if kind == "known user":
+            plan.append((kind, "GET", f"/api/users/{rng.choice(users)}/recommendations", None))
+        elif kind == "similar":
+            plan.append((kind, "GET", f"/api/movies/{rng.choice(movies)}/similar", None))
+        else:
+            liked = rng.choice(movies, size=5, replace=False).tolist()
+            plan.append((kind, "POST", "/api/recommend", json_.dumps({"liked": liked})))
+    with _server(work) as (port, start):
+        done, wall = _fire(port, plan, clients)
+    return {**_latencies(done, wall, [k for k, _ in LOAD_MIX]), "clients": clients,
+            "server start s": start}
+
+
+def _health_check(work: Path, requests: int = 2000, clients: int = 8) -> dict:
+    """The floor: the same server and clients on the cheapest route."""
+    plan = [("health", "GET", "/api/health", None)] * requests
+    with _server(work) as (port, _):
+        done, wall = _fire(port, plan, clients)
+    return {**_latencies(done, wall, ["health"]), "clients": clients}
+
+
+case("web app: /api/health, 8 clients, 2,000 requests (reference)", "serve", repeat=1)(
+    _health_check)
+case("web app under load: 8 clients, 2,000 requests (70% known user with reasons, 20% "
+     "similar, 10% new user from 5 liked), ML-1M size", "serve", repeat=1)(_load_check)
 
 
 def run_case(name: str, work: Path) -> dict:

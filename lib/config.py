@@ -46,6 +46,20 @@ HISTORY_DROPOUTS = (0.5, 0.7, 0.9)
 # (with 4 updates an epoch, 8 epochs of patience stopped some ML-100K runs in the flat
 # start, at half the final nDCG).
 PATIENCE_STEPS = 128
+# The settings search of stage 2 (`lib.search.coordinate_search`, on the validation part):
+# from the defaults above, each other value of one setting at a time, in this order, with
+# the rest at the best so far; SEARCH_BUDGET seconds per model bound how many of these runs
+# are made (each one stops on patience). A factor of ~3 either side of each default.
+RANKING_SEARCH = {"l2_pair": (0.03, 0.3), "learning_rate": (1e-3, 1e-2),
+                  "dropout": (0.25, 0.75)}
+RATING_SEARCH = {"l2": (0.03, 0.3), "learning_rate": (1e-3, 1e-2)}
+SEARCH_BUDGET = 120.0
+# How the ranking model makes user vectors where a command or notebook does not say
+# (`stages.run_stage2`'s user_tower): "auto" lets validation pick.
+USER_TOWER = "auto"
+# A new movie's stage-2 vector and bias: the means over this many known movies nearest to
+# its folded-in stage-1 vector (`recommend.Engine.add_movie`).
+NEW_MOVIE_NEIGHBOURS = 10
 # The most epochs stage 2 may run; early stopping on validation ends every run before.
 MAX_EPOCHS = 400
 # EASE inverts a dense movies x movies matrix (float64): 20,000 movies is 3.2 GB and a few

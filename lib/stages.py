@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from lib import artifacts, atomic
+from lib import artifacts, atomic, search
 from lib import config as C
 from lib import evaluation as ev
 from lib import models as M
@@ -184,6 +184,16 @@ class Stage2:
                          f"(best RMSE {self.rating_history['val_rmse'].min():.4f}"
                          f"{'; ' + other if other else ''}), "
                          f"{self.seconds['rating']:.1f} s{self._refit_words()}")
+        for model, key, chosen in (("ranking", "ranking_search", s),
+                                   ("rating", "rating_search", s.get("rating_settings"))):
+            trials = pd.DataFrame(s.get(key) or [])
+            if len(trials) > 1:
+                names = [c for c in trials.columns if c not in ("score", "seconds", "status")]
+                tried = trials[trials["status"] != "skipped"]
+                lines.append(f"{model} settings chosen on validation: " + ", ".join(
+                    f"{n} {chosen[n]:g}" for n in names) + f" ({len(tried)} of {len(trials)} "
+                    f"runs within the {s['search_budget']:g} s budget, "
+                    f"{tried['seconds'].sum():.0f} s)")
         return "\n".join(lines)
 
 
@@ -196,6 +206,8 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                l2_user: float = 0.0, l2_pair: float = C.RANKING_L2_PAIR, patience: int = 8,
                negatives: int = C.SAMPLED_NEGATIVES, user_tower: str = "free",
                history_dropout: float | str = "auto", choices: Path | str | None = None,
+               dropout: float = 0.5, rating_learning_rate: float = 3e-3,
+               rating_l2: float = 0.1, search_budget: float = 0.0,
                progress: bool = True) -> Stage2:
     """Train the ranking model (and the rating model) on `train`.
 
@@ -205,11 +217,12 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     the free tower and the history tower at each of `config.HISTORY_DROPOUTS` (with
     ``history_dropout="auto"``) are trained and validation nDCG keeps the best; every
     candidate's score is recorded in the settings (``tower_validation``). ``"free"`` is
-    the default: the history tower ranks better on ML-100K (benchmark split, nDCG@10
-    0.4890 chosen by ``"auto"``, against 0.4829), but a new movie folded in from its
-    genres (`Engine.add_movie`) then no longer gains more places with fans of those
-    genres than with others (synthetic-tiny: 57.5 against 108.5; free tower 109.5
-    against 92.0). With `choices`
+    this function's default (one training, for tests and quick runs); the notebooks,
+    `python -m lib evaluate` and `python -m lib train` take `config.USER_TOWER`
+    (``"auto"``): on ML-100K over three splits and seeds validation chose a history tower
+    in 9 of 9 runs, and test nDCG@10 rose from 0.4812 to 0.4893 (benchmark split, mean).
+    A new movie folded in from its genres (`Engine.add_movie`) gains more places with fans
+    of those genres with either tower. With `choices`
     (a file, `artifacts.choices_path`), the choice is saved there and a rerun on the same
     training ratings with the same settings takes it without searching again.
 
@@ -231,6 +244,16 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     user gave validation ratings, and not when a sample did (the held-out ratings are then
     a small share of the training ratings: 0.6% at ML-25M size, for half the time). Test
     ratings are never seen either way.
+
+    With a `search_budget` (seconds, per model), the learning rate, the L2 strength and
+    the dropout of the chosen tower's ranking model, and the learning rate and L2 of the
+    rating model, are then chosen on the same validation ratings by a coordinate search
+    over `config.RANKING_SEARCH` and `config.RATING_SEARCH` (`lib.search`), starting from
+    the given values; every trial stops on patience, the budget only limits how many are
+    made. The trials are recorded in the settings (``ranking_search``, ``rating_search``)
+    and, with `choices`, saved with the rest of the choice. 0 (the default here; the
+    notebooks and `python -m lib evaluate` pass `config.SEARCH_BUDGET`) trains the given
+    settings only.
     """
     inner, sampled = _validation_split(train, val_ratio, seed)
     if refit == "auto":
@@ -264,101 +287,149 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     candidates = {tower_label(t, d, s): (t, d, s) for s in sides
                   for t in towers for d in (drops if t == "history" else (0.0,))}
 
-    def new_ranking(tower, drop, with_side):
+    def new_ranking(tower, drop, with_side, dropout):
         M.seed_everything(seed)
         return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
                                      init=init, side_sizes=sizes(with_side), l2_user=l2_user,
-                                     dropout=0.0 if tower == "history" else 0.5,
-                                     user_tower=tower, history_dropout=drop, seed=seed)
+                                     dropout=dropout, user_tower=tower, history_dropout=drop,
+                                     seed=seed)
 
     if batch_users is None:
         batch_users = ranking_batch(int(train[C.USER_COL].nunique()))
     if loss == "auto":
         loss = "sampled" if ids.n_users * ids.n_movies > C.FULL_SOFTMAX_MAX_CELLS else "full"
+    if search_budget < 0:
+        raise ValueError(f"search_budget must be >= 0 seconds, not {search_budget!r}")
     settings = {"init": init, "dim": dim, "side": side, "max_epochs": epochs, "loss": loss,
                 "validation_users": len(users), "validation_ratings": len(inner.test),
                 "val_ratio": val_ratio, "k": k, "seed": seed, "refit": refit,
-                "batch_users": batch_users, "learning_rate": learning_rate, "l2_user": l2_user,
-                "l2_pair": l2_pair, "patience": patience,
+                "batch_users": batch_users, "l2_user": l2_user, "patience": patience,
+                "search_budget": search_budget,
                 "stage1_vectors": None if init == "random" else vectors_sha256(movie_vectors)}
     start = time.perf_counter()
-    fit = {"seed": seed, "loss": loss, "batch_users": batch_users,
-           "learning_rate": learning_rate, "l2_pair": l2_pair, "negatives": negatives,
+    fit = {"seed": seed, "loss": loss, "batch_users": batch_users, "negatives": negatives,
            "progress": progress}
+    ranking_start = {"learning_rate": learning_rate, "l2_pair": l2_pair, "dropout": dropout}
+    rating_start = {"learning_rate": rating_learning_rate, "l2": rating_l2}
     key = saved = None
-    if choices is not None and len(candidates) > 1:
+    if choices is not None and (len(candidates) > 1 or len(sides) > 1 or search_budget > 0):
         key = artifacts.choice_key(train, candidates=sorted(candidates), **{
             n: settings[n] for n in ("init", "dim", "side", "max_epochs", "loss", "val_ratio",
-                                     "k", "seed", "batch_users", "learning_rate", "l2_user",
-                                     "l2_pair", "patience")}, negatives=negatives)
+                                     "k", "seed", "batch_users", "l2_user", "patience",
+                                     "search_budget")}, negatives=negatives,
+            ranking_start=ranking_start, rating_start=rating_start, rating=rating,
+            ranking_axes=C.RANKING_SEARCH, rating_axes=C.RATING_SEARCH)
         saved = artifacts.load_choice(choices, key)
-    if saved is not None and saved.get("chosen") in candidates:
-        log.info("stage 2: the tower chosen before on these ratings (%s), from %s",
+    reused = saved is not None and saved.get("chosen") in candidates
+    if reused:
+        log.info("stage 2: the settings chosen before on these ratings (%s), from %s",
                  saved["chosen"], C.shown(choices))
         settings["tower_validation"] = saved["validation"]
         settings["choice"] = "reused"
         candidates = {saved["chosen"]: candidates[saved["chosen"]]}
-    scores, chosen = {}, None  # only the best candidate's model is kept
-    for label, (tower, drop, with_side) in candidates.items():
-        model = new_ranking(tower, drop, with_side)
-        history = M.train_ranking_model(model, fit_rows, features, epochs=epochs,
-                                        validation=val_ndcg, patience=patience, **fit)
-        scores[label] = float(history["validation"].max())
+        ranking_start = {**ranking_start, **saved.get("ranking_settings", {})}
+
+    def fit_ranking(label, opts):
+        tower, drop, with_side = candidates[label]
+        model = new_ranking(tower, drop, with_side, opts["dropout"])
+        history = M.train_ranking_model(
+            model, fit_rows, features, epochs=epochs, validation=val_ndcg, patience=patience,
+            learning_rate=opts["learning_rate"], l2_pair=opts["l2_pair"], **fit)
+        return float(history["validation"].max()), (model, history)
+
+    # First the user towers (and demographic inputs) at the starting settings...
+    scores, chosen, first = {}, None, None  # only the best candidate's model is kept
+    for label, (tower, _, _) in candidates.items():
+        clock = time.perf_counter()
+        opts = {**ranking_start, "dropout": 0.0 if tower == "history" else dropout}
+        scores[label], result = fit_ranking(label, opts)
         if len(candidates) > 1:
             log.info("%s tower: validation nDCG@%d %.4f", label, k, scores[label])
         if chosen is None or scores[label] > scores[chosen]:
-            chosen, ranking, ranking_history = label, model, history
-    if settings.get("choice") != "reused":
+            chosen, first = label, (scores[label], result, time.perf_counter() - clock, opts)
+    if not reused:
         settings["tower_validation"] = scores
         settings["choice"] = "searched" if len(candidates) > 1 else "given"
     tower, drop, with_side = candidates[chosen]
+    # ...then learning rate, L2 and dropout for the chosen tower, within the budget (a
+    # history tower has no dropout on its vector: its input dropout was searched above).
+    axes = {a: v for a, v in C.RANKING_SEARCH.items() if not (a == "dropout" and
+                                                              tower == "history")}
+    budget = 0.0 if reused else search_budget
+    ranking_opts, (ranking, ranking_history), trials = search.coordinate_search(
+        lambda opts: fit_ranking(chosen, opts), first[3], axes, budget=budget,
+        first=first[:3], name="stage 2 ranking settings")
+    settings["ranking_search"] = saved.get("ranking_trials") if reused else trials
+    settings.update(ranking_opts)
     settings["user_tower"], settings["history_dropout"] = tower, drop
     settings["side"] = with_side
     settings["ranking_stop"] = ranking_history.attrs["stop"]
     best = settings["ranking_epochs"] = int(ranking_history["validation"].idxmax()) + 1
     everything = ev.interactions(train, ids) if refit or tower == "history" else None
     if refit:
-        ranking = new_ranking(tower, drop, with_side)
-        M.train_ranking_model(ranking, everything, features, epochs=best, **fit)
+        ranking = new_ranking(tower, drop, with_side, ranking_opts["dropout"])
+        M.train_ranking_model(ranking, everything, features, epochs=best,
+                              learning_rate=ranking_opts["learning_rate"],
+                              l2_pair=ranking_opts["l2_pair"], **fit)
     seconds = {"ranking": time.perf_counter() - start}
     rating_model, rating_history = None, pd.DataFrame()
     rating_sides = sides
-    if (settings.get("choice") == "reused" and len(sides) > 1
-            and saved.get("rating_side") is not None):
-        rating_sides = (bool(saved["rating_side"]),)
-        settings["rating_validation"] = saved.get("rating_validation")
+    if reused and saved.get("rating_settings") is not None:
+        rating_start = {**rating_start, **saved["rating_settings"]}
+        if len(sides) > 1 and saved.get("rating_side") is not None:
+            rating_sides = (bool(saved["rating_side"]),)
+            settings["rating_validation"] = saved.get("rating_validation")
+    rating_searched = False
     if rating:
-        def new_rating(frame, with_side):
+        def new_rating(frame, with_side, opts):
             M.seed_everything(seed)
             return M.build_rating_model(
                 ids.n_users, ids.n_movies, dim, global_mean=float(frame[C.RATING_COL].mean()),
-                movie_init=movie_vectors, init=init, side_sizes=sizes(with_side), seed=seed)
+                movie_init=movie_vectors, init=init, side_sizes=sizes(with_side), seed=seed,
+                l2=opts["l2"], learning_rate=opts["learning_rate"])
 
-        start = time.perf_counter()
-        rmse, rating_side = {}, None
-        for with_side in rating_sides:
-            model = new_rating(inner.train, with_side)
+        def fit_rating(with_side, opts):
+            model = new_rating(inner.train, with_side, opts)
             history = M.train_rating_model(model, inner.train, ids, features,
                                            validation=inner.test, epochs=epochs, seed=seed,
                                            progress=progress)
-            rmse[side_label(with_side)] = float(history["val_rmse"].min())
+            return float(history["val_rmse"].min()), (model, history)
+
+        start = time.perf_counter()
+        rmse, rating_side, first = {}, None, None
+        for with_side in rating_sides:
+            clock = time.perf_counter()
+            rmse[side_label(with_side)], result = fit_rating(with_side, rating_start)
             if rating_side is None or rmse[side_label(with_side)] < rmse[side_label(rating_side)]:
-                rating_side, rating_model, rating_history = with_side, model, history
+                rating_side = with_side
+                first = (rmse[side_label(with_side)], result, time.perf_counter() - clock)
         if len(rating_sides) > 1:
             settings["rating_validation"] = rmse
+        rating_searched = len(rating_sides) > 1
+        rating_opts, (rating_model, rating_history), trials = search.coordinate_search(
+            lambda opts: fit_rating(rating_side, opts), rating_start, C.RATING_SEARCH,
+            budget=0.0 if reused else search_budget, maximise=False, first=first,
+            name="stage 2 rating settings")
+        rating_searched = rating_searched or len(trials) > 1
+        settings["rating_search"] = saved.get("rating_trials") if reused else trials
         settings["rating_side"] = rating_side
+        settings["rating_settings"] = rating_opts
         settings["rating_stop"] = rating_history.attrs["stop"]
         best = settings["rating_epochs"] = int(rating_history["val_rmse"].idxmin()) + 1
         if refit:
-            rating_model = new_rating(train, rating_side)
+            rating_model = new_rating(train, rating_side, rating_opts)
             M.train_rating_model(rating_model, train, ids, features, validation=None,
                                  epochs=best, seed=seed, progress=progress)
         seconds["rating"] = time.perf_counter() - start
-    rating_searched = rating and len(rating_sides) > 1
-    if key is not None and (settings["choice"] == "searched" or rating_searched):
+    if key is not None and not reused and (len(scores) > 1 or len(settings["ranking_search"]) > 1
+                                           or rating_searched):
         artifacts.save_choice(choices, key, {
-            "chosen": chosen, "validation": scores, "rating_side": settings.get("rating_side"),
-            "rating_validation": settings.get("rating_validation")})
+            "chosen": chosen, "validation": scores, "ranking_settings": ranking_opts,
+            "ranking_trials": settings["ranking_search"],
+            "rating_side": settings.get("rating_side"),
+            "rating_validation": settings.get("rating_validation"),
+            "rating_settings": settings.get("rating_settings"),
+            "rating_trials": settings.get("rating_search")})
     return Stage2(ranking, rating_model, ranking_history, rating_history, features, inner,
                   init, seconds, settings, everything if tower == "history" else None)
 
@@ -367,8 +438,10 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
 
 def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: np.ndarray, *,
                  k: int = C.DEFAULT_K, stage2: Stage2 | None = None,
-                 ease_l2: float | str = "auto", seed: int = C.SEED, user_tower: str = "free",
-                 side: bool | str = False, progress: bool = True):
+                 ease_l2: float | str = "auto", seed: int = C.SEED,
+                 user_tower: str = C.USER_TOWER,
+                 side: bool | str = False, search_budget: float = 0.0,
+                 progress: bool = True):
     """Train (or take) the stage-2 models and the baselines on one split; score them all.
 
     EASE's ``ease_l2`` is chosen, with ``"auto"``, from `config.EASE_L2S` on the same
@@ -383,7 +456,8 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     start = time.perf_counter()
     if stage2 is None:
         stage2 = run_stage2(dataset, ids, split.train, movie_vectors, seed=seed,
-                            user_tower=user_tower, side=side, progress=progress)
+                            user_tower=user_tower, side=side, search_budget=search_budget,
+                            progress=progress)
     seconds = {"stage 2 (ours)": time.perf_counter() - start}
     train = ev.interactions(split.train, ids)
     test = ev.interactions(split.test, ids)
@@ -416,13 +490,20 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     ours, settings = rows["stage 2 (ours)"], stage2.settings
     ours["chosen: ranking epochs"] = settings.get("ranking_epochs")
     ours["chosen: ended at cap"] = float(settings.get("ranking_stop") == "cap")
+    ours["chosen: history tower"] = float(settings.get("user_tower") == "history")
+    if settings.get("user_tower") == "history":
+        ours["chosen: history dropout"] = settings.get("history_dropout")
     ours["chosen: demographics (ranking)"] = float(bool(settings.get("side")))
+    for name in C.RANKING_SEARCH:
+        ours[f"chosen: {name} (ranking)"] = settings.get(name)
     if stage2.rating is not None:
         pred = M.predict_ratings(stage2.rating, split.test, ids, stage2.features,
                                  dataset.scale[:2])
         ours.update(ev.rating_metrics(pred, actual))
         ours["chosen: rating epochs"] = settings.get("rating_epochs")
         ours["chosen: demographics (rating)"] = float(bool(settings.get("rating_side")))
+        for name, value in settings.get("rating_settings", {}).items():
+            ours[f"chosen: {name} (rating)"] = value
     bias = ev.bias_baseline(split.train, ids)
     pred = np.clip(bias(ids.user_rows(split.test[C.USER_COL].to_numpy()),
                         ids.movie_rows(split.test[C.MOVIE_COL].to_numpy())), *dataset.scale[:2])
@@ -598,7 +679,8 @@ def compare_inits(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: 
             side=base.settings["side"], epochs=base.settings["max_epochs"],
             val_ratio=base.settings["val_ratio"], k=k, seed=seed, rating=False,
             refit=base.settings["refit"], user_tower=base.settings.get("user_tower", "free"),
-            history_dropout=base.settings.get("history_dropout", 0.5), progress=progress)
+            history_dropout=base.settings.get("history_dropout", 0.5), progress=progress,
+            **{n: base.settings[n] for n in C.RANKING_SEARCH if n in base.settings})
         metrics, top, users = ev.evaluate_ranking(result.scores(), train, test, k)
         few = ev.hits_by_popularity(top, test, users, train)["share in top-k"].iloc[0]
         rows[init] = {f"ndcg@{k}": metrics[f"ndcg@{k}"], f"recall@{k}": metrics[f"recall@{k}"],

@@ -104,3 +104,29 @@ def save_untrained_models(dataset, root: Path, seed: int = 1):
     artifacts.save_stage2(s2, ids, dataset, split="per-item 0.75 seed 1",
                           metrics={"ndcg@10": 0.25}, root=root)
     return ids, s1, s2
+
+
+# Titles the web tests look for: one that must show as text, one found without its accents.
+SCRIPT_TITLE = "<script>window.pwned = 1</script> Ghost (1987)"
+ACCENT_TITLE = "Crème Brûlée Conspiracy, The (1995)"
+
+
+@pytest.fixture(scope="session")
+def served_tiny(tmp_path_factory):
+    """Serving models (`python -m lib train`) on the tiny synthetic data, two of its titles
+    replaced: movie 2 by one holding a script tag, movie 4 by an accented one. Returns
+    ``(dataset, models root)``."""
+    from lib import data
+    from lib.serving import train_serving
+    root = tmp_path_factory.mktemp("served")
+    ds = data.load_dataset("synthetic-tiny", root / "data")
+    movies = (Path(ds.path) / "movies.dat").read_bytes().decode("latin-1").splitlines()
+    for i, line in enumerate(movies):
+        movie_id, _, genres = line.split("::")
+        title = {"2": SCRIPT_TITLE, "4": ACCENT_TITLE}.get(movie_id)
+        if title:
+            movies[i] = f"{movie_id}::{title}::{genres}"
+    write_lines(Path(ds.path) / "movies.dat", movies)
+    ds = data.load_dataset("synthetic-tiny", root / "data", generate=False)
+    train_serving(ds, root / "models", search_budget=0, user_tower="free", progress=False)
+    return ds, root / "models"

@@ -146,7 +146,9 @@ def test_liked_movies_given_twice_count_once_and_are_named(world, capsys):
     assert got == 0, err
     assert "note: movie 1 was given 3 times; it counts once" in err
     assert "for a new user who liked 1 Toy Story (1995); 3 Misérables, Les (1995)" in out
-    assert out.startswith("models: ml-1m stage2")  # which models answered
+    # which models answered: the notebooks' (no serving models here), and what they are
+    assert out.startswith("the notebooks' models, trained on the per-item 0.75 seed 1 split")
+    assert "models: ml-1m stage2" in out
 
 
 def test_asking_for_more_than_a_user_has_not_rated_says_so(world, capsys):

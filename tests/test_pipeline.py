@@ -66,7 +66,8 @@ def test_stage2_notebook_beats_popularity_and_reloads_exactly(tiny_run):
     assert rec["planted_precision"] > 2.5 * rec["planted_chance"]
     assert rec["reload_same"] is True
     assert set(rec["comparison"]) == {"stage1", "frozen", "random"}
-    assert all(1 <= row["epochs (ranking)"] <= 100 for row in rec["comparison"].values())
+    # every initialisation stopped on patience, before the cap (EPOCHS = 400)
+    assert all(1 <= row["epochs (ranking)"] < 400 for row in rec["comparison"].values())
     assert 0.5 < rec["rmse"] < 1.2  # stars 1-5; the biases baseline is checked in 05
 
 

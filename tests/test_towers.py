@@ -290,3 +290,57 @@ def test_withheld_users_are_never_trained_on_and_scored_on_all_their_ratings(tin
     pd.testing.assert_frame_equal(frame, again)  # one seed fixes it all
     with pytest.raises(ValueError, match="share must be between 0 and 1"):
         stages.demographic_cold_start(ds, ids, s1.movie_vectors, share=1.5)
+
+
+def test_the_settings_search_is_made_on_validation_and_reused(tiny, tmp_path, monkeypatch):
+    """search_budget: learning rate, L2 and dropout of the ranking model and learning rate
+    and L2 of the rating model are chosen on validation scores, the chosen settings are
+    the ones the returned models were trained with, and a rerun reuses them with one
+    training per model (counted)."""
+    ds, ids, split, s1 = tiny
+    monkeypatch.setattr(C, "RANKING_SEARCH", {"l2_pair": (0.01,), "learning_rate": (1e-2,)})
+    monkeypatch.setattr(C, "RATING_SEARCH", {"l2": (0.01,)})
+    choices = artifacts.choices_path(ds.name, tmp_path)
+    trainings = {"ranking": [], "rating": []}
+    ranking_fit, rating_fit = M.train_ranking_model, M.train_rating_model
+
+    def count_ranking(model, *args, **kwargs):
+        if kwargs.get("validation") is not None:
+            trainings["ranking"].append((kwargs["learning_rate"], kwargs["l2_pair"]))
+        return ranking_fit(model, *args, **kwargs)
+
+    def count_rating(model, *args, **kwargs):
+        if kwargs.get("validation") is not None:
+            trainings["rating"].append(
+                float(model.get_layer("user_bias").activity_regularizer.l2))
+        return rating_fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(M, "train_ranking_model", count_ranking)
+    monkeypatch.setattr(M, "train_rating_model", count_rating)
+
+    def run():
+        return stages.run_stage2(ds, ids, split.train, s1.movie_vectors, dim=16, epochs=6,
+                                 choices=choices, search_budget=1e6, progress=False)
+
+    first = run()
+    trials = pd.DataFrame(first.settings["ranking_search"])
+    assert len(trials) == 3 and len(trainings["ranking"]) == 3
+    kept = trials.loc[trials["status"] == "best"].iloc[0]
+    assert kept["score"] == trials["score"].max()
+    assert kept["score"] == first.ranking_history["validation"].max()
+    assert (first.settings["learning_rate"], first.settings["l2_pair"]) == \
+        (kept["learning_rate"], kept["l2_pair"])
+    rating = pd.DataFrame(first.settings["rating_search"])
+    assert len(rating) == 2
+    np.testing.assert_allclose(trainings["rating"], [0.1, 0.01])
+    best_rating = rating.loc[rating["status"] == "best"].iloc[0]
+    assert best_rating["score"] == rating["score"].min()
+    assert first.settings["rating_settings"]["l2"] == best_rating["l2"]
+    for key in ("ranking", "rating"):
+        trainings[key].clear()
+    second = run()
+    assert second.settings["choice"] == "reused"
+    assert trainings["ranking"] == [(first.settings["learning_rate"],
+                                     first.settings["l2_pair"])]
+    assert len(trainings["rating"]) == 1
+    assert second.settings["rating_settings"] == first.settings["rating_settings"]

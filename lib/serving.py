@@ -1,0 +1,57 @@
+"""Serving models: both stages trained on every rating, for what people are shown.
+
+The notebooks train on 75% of the ratings so their test numbers are honest; the web app and
+`python -m lib recommend` should use all of them. `train_serving` trains stage 1 and stage 2
+on the whole ratings file, with the settings validation chooses there (the same held-out 10%
+of each user's ratings that the notebooks' runs use, then a refit on everything), and writes
+them to ``models/<dataset>/serving/`` with their manifests and the t-SNE map of the stage-2
+movie vectors that the web app draws (`artifacts.save_map`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from lib import artifacts, stages
+from lib import config as C
+from lib.ids import IdMap
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Served:
+    folder: Path
+    seconds: dict
+    summary: str
+
+
+def train_serving(dataset, root: Path | str | None = None, *, seed: int = C.SEED,
+                  search_budget: float = C.SEARCH_BUDGET, user_tower: str = C.USER_TOWER,
+                  progress: bool = True) -> Served:
+    """Train both stages on every rating of `dataset` and write the serving models.
+
+    Stage 2's choices (tower, settings) are saved in ``models/<dataset>/choices.json`` like
+    the notebooks' ones, so training again on the same ratings does not search again.
+    """
+    from lib import plots
+    ids = IdMap.from_dataset(dataset)
+    clock = time.perf_counter()
+    s1 = stages.run_stage1(dataset, ids, seed=seed, progress=progress)
+    seconds = {"stage 1": time.perf_counter() - clock}
+    clock = time.perf_counter()
+    s2 = stages.run_stage2(dataset, ids, dataset.ratings, s1.movie_vectors, seed=seed,
+                           user_tower=user_tower, search_budget=search_budget,
+                           choices=artifacts.choices_path(dataset.name, root),
+                           progress=progress)
+    seconds["stage 2"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    coords = plots.reduce_2d(s2.movie_vectors(), "tsne", seed=seed)
+    seconds["map"] = time.perf_counter() - clock
+    artifacts.save_stage1(s1, ids, dataset, root, serving=True)
+    artifacts.save_stage2(s2, ids, dataset, split=artifacts.SERVING, root=root)
+    artifacts.save_map(dataset.name, ids.movie_ids(range(ids.n_movies)), coords, root)
+    return Served(artifacts.serving_dir(dataset.name, root), seconds,
+                  f"{s1.summary()}\n{s2.summary()}")
