@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import time
 from importlib import metadata
 from pathlib import Path
@@ -38,6 +39,8 @@ from lib import config as C
 from lib.errors import ArtifactError
 from lib.evaluation import interactions
 from lib.ids import IdMap
+
+log = logging.getLogger(__name__)
 
 STAGES = ("stage1", "stage2")
 MANIFEST = "manifest.json"
@@ -418,19 +421,29 @@ def load_tables(dataset, root: Path | str | None = None, *, serving: bool = Fals
 
 def save_map(dataset: str, movie_ids: np.ndarray, coords: np.ndarray,
              root: Path | str | None = None) -> Path:
-    """The 2-D map of the serving stage-2 movie vectors (one row per movie id)."""
+    """The 2-D map of the serving stage-2 movie vectors (one row per movie id), tied to
+    the serving stage 2 saved before it by the checksum of its vectors file."""
+    manifest = read_manifest(dataset, "stage2", root, serving=True)
     path = serving_dir(dataset, root) / MAP
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic.replacing(path) as tmp:
         with open(tmp, "wb") as handle:
-            np.savez(handle, movie_ids=np.asarray(movie_ids), x=coords[:, 0], y=coords[:, 1])
+            np.savez(handle, movie_ids=np.asarray(movie_ids), x=coords[:, 0], y=coords[:, 1],
+                     stage2=np.array(manifest["files"][VECTORS]))
     return path
 
 
 def load_map(dataset: str, root: Path | str | None = None) -> dict | None:
-    """``{"movie_ids", "x", "y"}`` of the serving map, or None when it was not written."""
+    """``{"movie_ids", "x", "y"}`` of the serving map, or None when it was not written or
+    belongs to other serving models than those saved now (a warning says so)."""
     path = serving_dir(dataset, root) / MAP
     if not path.is_file():
         return None
     with np.load(path) as npz:
-        return {k: npz[k] for k in ("movie_ids", "x", "y")}
+        found = {k: npz[k] for k in ("movie_ids", "x", "y", "stage2") if k in npz.files}
+    manifest = read_manifest(dataset, "stage2", root, serving=True)
+    if str(found.get("stage2")) != manifest["files"][VECTORS]:
+        log.warning("%s is not the map of the serving models saved now: no map until "
+                    "`python -m lib train --dataset %s` writes both again", C.shown(path),
+                    dataset)
+        return None
+    return {k: found[k] for k in ("movie_ids", "x", "y")}

@@ -314,15 +314,19 @@ LOAD_MIX = (("known user", 0.7), ("similar", 0.2), ("new user", 0.1))
 
 
 def _serving_setup(work: Path) -> Path:
-    """`_answer_setup`'s models (ML-1M size, built, not trained) as serving models, with
-    a map: what `python -m lib serve` loads."""
+    """Trained models as serving models, with a map: what `python -m lib serve` loads.
+    Trained, not built: a new user's fold-in takes as many Newton steps as the weights
+    ask for. They are the convergence case's models at ML-1M size (trained here first
+    when that case has not run in `work`)."""
     import shutil
 
     from lib import artifacts
     root = work / "serving-models"
     if artifacts.has_serving("synthetic", root):
         return root
-    source = _answer_setup(work)
+    source = work / "models-ML-1M-size"
+    if not (source / "synthetic" / "stage2" / artifacts.MANIFEST).is_file():
+        _converged(work, "ML-1M size")
     for stage in artifacts.STAGES:
         target = artifacts.stage_dir("synthetic", stage, root, serving=True)
         shutil.copytree(artifacts.stage_dir("synthetic", stage, source), target,

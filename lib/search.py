@@ -4,8 +4,9 @@ Each trial is a full training run that stops on its own patience; the search onl
 which runs to make. From the starting settings it walks the axes in order, trying each
 other value of one axis with every other setting at the best found so far, and keeps a
 value when validation prefers it. Before a trial it checks the clock: when the seconds
-spent plus the mean seconds of a trial so far would pass the budget, the trial is skipped
-and recorded as such, so the budget bounds the search and never a training run.
+spent plus those of the longest trial so far would pass the budget, the trial is skipped
+and recorded as such, so the budget bounds the search and never a training run (a trial
+longer than any before can still overrun it by the difference).
 
 A grid this small is cheaper than a library search (KerasTuner and Optuna would both
 wrap the project's own trainers the same way, and an 8-trial budget is below what their
@@ -23,7 +24,8 @@ log = logging.getLogger(__name__)
 
 def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict,
                       axes: dict[str, tuple], *, budget: float, maximise: bool = True,
-                      first: tuple[float, object, float] | None = None, name: str = "search"
+                      first: tuple[float, object, float] | None = None, name: str = "search",
+                      describe: Callable[[object], dict] | None = None
                       ) -> tuple[dict, object, list[dict]]:
     """Search `axes` around `start` within `budget` seconds.
 
@@ -32,9 +34,12 @@ def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict
         start: the settings of the first trial (every axis must have a value there).
         axes: setting -> the other values to try, in order.
         budget: seconds for the whole search (the first trial included); 0 tries nothing
-            beyond `start`.
+            beyond `start`. A trial is made while the seconds spent plus those of the
+            longest trial so far stay within it.
         maximise: whether a higher score is better (nDCG) or a lower one (RMSE).
         first: ``(score, result, seconds)`` of `start` when it was already trained.
+        describe: more columns for a trial from its result (e.g. epochs and why it
+            stopped).
 
     Returns:
         ``(best settings, best result, trials)``: one dict per trial in order, with its
@@ -52,7 +57,10 @@ def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict
         score, result = train(dict(start))
         first = (score, result, time.perf_counter() - clock)
     score, result, seconds = first
-    trials = [{**start, "score": score, "seconds": seconds, "status": "tried"}]
+    def about(result):
+        return describe(result) if describe is not None else {}
+
+    trials = [{**start, "score": score, "seconds": seconds, "status": "tried", **about(result)}]
     best, best_score, best_result, best_row = dict(start), score, result, 0
     spent = seconds
     for axis, values in axes.items():
@@ -60,8 +68,8 @@ def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict
             if value == best[axis]:
                 continue
             candidate = {**best, axis: value}
-            mean = spent / sum(t["status"] != "skipped" for t in trials)
-            if budget <= 0 or spent + mean > budget:
+            longest = max(t["seconds"] for t in trials if t["status"] != "skipped")
+            if budget <= 0 or spent + longest > budget:
                 trials.append({**candidate, "score": None, "seconds": 0.0,
                                "status": "skipped"})
                 continue
@@ -69,7 +77,8 @@ def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict
             score, result = train(dict(candidate))
             took = time.perf_counter() - clock
             spent += took
-            trials.append({**candidate, "score": score, "seconds": took, "status": "tried"})
+            trials.append({**candidate, "score": score, "seconds": took, "status": "tried",
+                           **about(result)})
             log.info("%s: %s -> %.4f (%.1f s)", name,
                      ", ".join(f"{a} {candidate[a]:g}" for a in axes), score, took)
             if (score > best_score) if maximise else (score < best_score):

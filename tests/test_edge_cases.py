@@ -287,7 +287,7 @@ def test_strong_prior_keeps_fold_in_near_start():
     rng = np.random.default_rng(0)
     v = rng.normal(size=(20, 4))
     start = np.zeros(4)
-    u = fold_in_user(v, np.zeros(20), np.array([0, 1]), start, l2=1e4, steps=200)
+    u = fold_in_user(v, np.zeros(20), np.array([0, 1]), start, l2=1e4)
     assert np.linalg.norm(u - start) < 0.5
 
 
@@ -357,3 +357,29 @@ def test_fold_in_moves_towards_the_liked_movie():
     v = 2 * np.eye(3)
     u = fold_in_user(v, np.zeros(3), np.array([0]), np.zeros(3))
     assert u[0] > u[1] + 0.5 and u[0] > u[2] + 0.5
+
+
+def test_fold_in_reaches_the_maximum_of_its_objective():
+    """Newton's method must stop at the maximum: the gradient of the training objective
+    over the user vector, (sum of liked vectors - n * E_p[v]) / n - l2 (u - start) / n,
+    vanishes there, and no nearby vector scores higher."""
+    from lib.recommend import fold_in_user
+    rng = np.random.default_rng(3)
+    v, b = rng.normal(scale=2.0, size=(300, 8)), rng.normal(size=300)
+    start, liked, l2 = rng.normal(size=8), np.array([4, 17, 120, 250]), 0.5
+    u = fold_in_user(v, b, liked, start, l2=l2).astype(np.float64)
+
+    def objective(x):
+        logits = v @ x + b
+        lse = logits.max() + np.log(np.exp(logits - logits.max()).sum())
+        return (logits[liked].sum() - 4 * lse) / 4 - l2 * ((x - start) ** 2).sum() / 8
+
+    p = np.exp(v @ u + b - (v @ u + b).max())
+    p /= p.sum()
+    grad = (v[liked].sum(axis=0) - 4 * (p @ v)) / 4 - l2 * (u - start) / 4
+    assert np.linalg.norm(grad) < 1e-4  # float32 rounding of the result
+    assert all(objective(u) >= objective(u + 1e-2 * rng.normal(size=8)) for _ in range(20))
+    with pytest.raises(ValueError, match="at least one liked movie"):
+        fold_in_user(v, b, np.array([], np.int64), start)
+    with pytest.raises(ValueError, match="l2 must be > 0"):
+        fold_in_user(v, b, liked, start, l2=0)

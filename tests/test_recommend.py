@@ -197,3 +197,20 @@ def test_evaluate_command_writes_metrics_and_recs(tmp_path):
                                 "user", 0.75, C.SEED)
     leaked = recs.merge(split.train, on=["user_id", "movie_id"])
     assert len(leaked) == 0  # no training movie in any written list
+
+
+def test_reasons_for_many_movies_at_once_are_those_of_explain(saved):
+    """`Engine.reasons` (one product for a whole list, what the web app shows) names the
+    same movies, in the same order, as `explain` and `explain_liked` one movie at a time."""
+    _, ds, ids, engine = saved
+    top = engine.recommend(1, k=6)["movie_id"].tolist()
+    for movie_id, pairs in zip(top, engine.reasons(top, user_id=1, n=3), strict=True):
+        one = engine.explain(1, movie_id, n=3)
+        assert [m for m, _ in pairs] == one["movie_id"].tolist()
+        assert [t for _, t in pairs] == one["title"].tolist()
+    liked = [1, 2, 3]
+    fresh = engine.new_user(liked, k=4)["movie_id"].tolist()
+    for movie_id, pairs in zip(fresh, engine.reasons(fresh, liked=liked), strict=True):
+        assert [m for m, _ in pairs] == engine.explain_liked(liked, movie_id)["movie_id"].tolist()
+    with pytest.raises(ValueError, match="give user_id or liked"):
+        engine.reasons(top)

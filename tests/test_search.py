@@ -56,7 +56,7 @@ def test_the_budget_skips_trials_it_cannot_afford(monkeypatch):
         now[0] += 10.0
         return train(opts)
 
-    # 10 s spent on the start, a trial costs 10 s on average: with 25 s one more fits.
+    # 10 s spent on the start, the longest trial took 10 s: with 25 s one more fits.
     best, _, trials = _search(slow, START, AXES, budget=25)
     assert calls == [START, {"l2": 0.03, "lr": 3e-3}]
     assert list(trials["status"]) == ["best", "tried", "skipped", "skipped", "skipped"]

@@ -298,7 +298,8 @@ def test_the_settings_search_is_made_on_validation_and_reused(tiny, tmp_path, mo
     the ones the returned models were trained with, and a rerun reuses them with one
     training per model (counted)."""
     ds, ids, split, s1 = tiny
-    monkeypatch.setattr(C, "RANKING_SEARCH", {"l2_pair": (0.01,), "learning_rate": (1e-2,)})
+    monkeypatch.setattr(C, "RANKING_SEARCH", {"l2_pair": (0.01,), "learning_rate": (1e-2,),
+                                              "dropout": (0.1,)})
     monkeypatch.setattr(C, "RATING_SEARCH", {"l2": (0.01,)})
     choices = artifacts.choices_path(ds.name, tmp_path)
     trainings = {"ranking": [], "rating": []}
@@ -306,7 +307,8 @@ def test_the_settings_search_is_made_on_validation_and_reused(tiny, tmp_path, mo
 
     def count_ranking(model, *args, **kwargs):
         if kwargs.get("validation") is not None:
-            trainings["ranking"].append((kwargs["learning_rate"], kwargs["l2_pair"]))
+            trainings["ranking"].append((kwargs["learning_rate"], kwargs["l2_pair"],
+                                         model.get_layer("user_dropout").rate))
         return ranking_fit(model, *args, **kwargs)
 
     def count_rating(model, *args, **kwargs):
@@ -324,12 +326,16 @@ def test_the_settings_search_is_made_on_validation_and_reused(tiny, tmp_path, mo
 
     first = run()
     trials = pd.DataFrame(first.settings["ranking_search"])
-    assert len(trials) == 3 and len(trainings["ranking"]) == 3
+    assert len(trials) == 4 and len(trainings["ranking"]) == 4
+    # each trial says how long it ran and why it stopped (the cap is visible, never hidden)
+    assert set(trials["stop"]) <= {"patience", "cap"} and (trials["epochs"] >= 1).all()
     kept = trials.loc[trials["status"] == "best"].iloc[0]
     assert kept["score"] == trials["score"].max()
     assert kept["score"] == first.ranking_history["validation"].max()
-    assert (first.settings["learning_rate"], first.settings["l2_pair"]) == \
-        (kept["learning_rate"], kept["l2_pair"])
+    chosen = (first.settings["learning_rate"], first.settings["l2_pair"],
+              first.settings["dropout"])
+    assert chosen == (kept["learning_rate"], kept["l2_pair"], kept["dropout"])
+    assert chosen in trainings["ranking"]
     rating = pd.DataFrame(first.settings["rating_search"])
     assert len(rating) == 2
     np.testing.assert_allclose(trainings["rating"], [0.1, 0.01])
@@ -340,7 +346,6 @@ def test_the_settings_search_is_made_on_validation_and_reused(tiny, tmp_path, mo
         trainings[key].clear()
     second = run()
     assert second.settings["choice"] == "reused"
-    assert trainings["ranking"] == [(first.settings["learning_rate"],
-                                     first.settings["l2_pair"])]
+    assert trainings["ranking"] == [chosen]  # every chosen setting, dropout included
     assert len(trainings["rating"]) == 1
     assert second.settings["rating_settings"] == first.settings["rating_settings"]

@@ -118,7 +118,11 @@ def test_the_map_has_a_point_per_movie(client, served_tiny):
 
 @pytest.mark.parametrize("url, code, words", [
     ("/api/users/99999/recommendations", 404, "unknown user id: 99999"),
-    ("/api/users/abc/recommendations", 400, "user id must be a whole number, got 'abc'"),
+    ("/api/users/abc/recommendations", 400,
+     "user id must be a whole number of at most 18 digits, got 'abc'"),
+    ("/api/users/99999999999999999999999/recommendations", 400, "at most 18 digits"),
+    ("/api/users/1_0/recommendations", 400, "got '1_0'"),
+    ("/api/recommend?liked=" + "9" * 30, 400, "at most 18 digits"),
     ("/api/users/-3/recommendations", 400, "user id must be a whole number >= 0"),
     ("/api/users/1/recommendations?k=ten", 400, "k must be an integer from 1 to 100"),
     ("/api/users/1/recommendations?k=0", 400, "k must be an integer from 1 to 100, got 0"),
@@ -126,7 +130,8 @@ def test_the_map_has_a_point_per_movie(client, served_tiny):
     ("/api/movies/99999/similar", 404, "unknown movie id: 99999"),
     ("/api/movies/1.5/similar", 400, "movie id must be a whole number"),
     ("/api/recommend", 400, "give at least one liked movie id"),
-    ("/api/recommend?liked=1,x", 400, "liked movie id must be a whole number, got 'x'"),
+    ("/api/recommend?liked=1,x", 400, "liked movie id must be a whole number of at most 18 "
+                                      "digits, got 'x'"),
     ("/api/recommend?liked=99999", 404, "unknown movie id"),
     ("/api/recommend?liked=1&gender=F", 400, "these models have no gender input"),
     ("/api/search?q=" + "a" * 201, 400, "q: at most 200 characters"),
@@ -146,6 +151,7 @@ def test_bad_api_input_gets_a_json_message(client, url, code, words):
     ({"liked": {"a": 1}}, 400, "liked must be a list of movie ids"),
     ({"liked": [1, None]}, 400, "movie ids are whole numbers, got None"),
     ({"liked": [1, True]}, 400, "movie ids are whole numbers, got True"),
+    ({"liked": [10 ** 30]}, 400, "at most 18 digits"),
     ({"liked": [1], "k": "many"}, 400, "k must be an integer from 1 to 100"),
     ({"liked": [1], "age": 25}, 400, "age must be a label"),
     ([1, 2, 3], 400, "send a JSON object"),
@@ -172,7 +178,9 @@ def test_pages_with_bad_ids_are_pages_that_say_so(client):
     assert "unknown user id: 99999" in response.get_data(as_text=True)
     response = client.get("/movies/abc")
     assert response.status_code == 400
-    assert "movie id must be a whole number, got &#39;abc&#39;" in response.get_data(as_text=True)
+    assert "movie id must be a whole number of at most 18 digits, got &#39;abc&#39;" in \
+        response.get_data(as_text=True)
+    assert client.get("/users/" + "9" * 30).status_code == 400
     response = client.get("/nowhere")
     assert response.status_code == 404 and "no page at /nowhere" in response.get_data(as_text=True)
 

@@ -10,6 +10,7 @@ HTML).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -44,8 +45,13 @@ def create_app(dataset, models_root: Path | str | None = None, *,
         ArtifactError: no models for `dataset`, or models trained on other data.
     """
     engine = Engine.load(dataset, models_root, serving=serving)
-    engine.search("warm up")  # the title keys and counts, built once before any request
+    # Everything the engine caches, built once before any request (threads only read).
+    engine.search("warm up")
+    engine.unit_vectors, engine._by_row  # noqa: B018
+    if engine.ratings is not None:
+        engine._ratings_by_user  # noqa: B018
     coords = artifacts.load_map(dataset.name, models_root) if engine.serving else None
+    points = None if coords is None else _map_points(engine, coords)
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     app.config["JSON_SORT_KEYS"] = False
@@ -120,10 +126,12 @@ def create_app(dataset, models_root: Path | str | None = None, *,
             top = engine.new_user(args["liked"], args["k"], **args["demographics"])
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
-        liked = args["liked"]
-        return jsonify(liked=liked, demographics=args["demographics"], recommendations=[
-            _movie_json(r, engine.explain_liked(liked, r[C.MOVIE_COL]) if liked else None)
-            for r in top.to_dict("records")])
+        liked, rows = args["liked"], top.to_dict("records")
+        why = (engine.reasons([r[C.MOVIE_COL] for r in rows], liked=liked) if liked
+               else [[] for _ in rows])
+        return jsonify(liked=liked, demographics=args["demographics"],
+                       recommendations=[_movie_json(r, w) for r, w in zip(rows, why,
+                                                                          strict=True)])
 
     @app.get("/api/movies/<movie_id>/similar")
     def similar(movie_id):
@@ -134,15 +142,10 @@ def create_app(dataset, models_root: Path | str | None = None, *,
 
     @app.get("/api/map")
     def map_points():
-        if coords is None:
+        if points is None:
             abort(404, description="no map: the serving models have none "
                                    "(train them with `python -m lib train`)")
-        mids = coords["movie_ids"]
-        movies = engine.movies.loc[mids]
-        return jsonify(movie_id=mids.tolist(), x=np.round(coords["x"], 3).tolist(),
-                       y=np.round(coords["y"], 3).tolist(),
-                       title=movies[C.TITLE_COL].tolist(),
-                       genre=[g[0] if len(g) else C.NO_GENRES for g in movies[C.GENRES_COL]])
+        return jsonify(points)
 
     # --- errors: a message, never a traceback ---
     @app.errorhandler(BadRequest)
@@ -171,6 +174,15 @@ def create_app(dataset, models_root: Path | str | None = None, *,
     return app
 
 
+def _map_points(engine: Engine, coords: dict) -> dict:
+    """The map's points with titles and first genres, built once."""
+    mids = coords["movie_ids"]
+    movies = engine.movies.loc[mids]
+    return {"movie_id": mids.tolist(), "x": np.round(coords["x"], 3).tolist(),
+            "y": np.round(coords["y"], 3).tolist(), "title": movies[C.TITLE_COL].tolist(),
+            "genre": [g[0] if len(g) else C.NO_GENRES for g in movies[C.GENRES_COL]]}
+
+
 def _error(code: int, message: str):
     if request.path.startswith("/api/"):
         return jsonify(error=message, status=code), code
@@ -196,13 +208,14 @@ def _k(args) -> int:
 
 
 def _id(text, what: str) -> int:
-    try:
-        value = int(text)
-    except (TypeError, ValueError):
-        raise BadRequest(f"{what} must be a whole number, got {str(text)[:40]!r}") from None
-    if value < 0:
-        raise BadRequest(f"{what} must be a whole number >= 0, got {value}")
-    return value
+    """An id as MovieLens writes them: digits only, at most 18 (so it fits an int64)."""
+    text = str(text)
+    if text.startswith("-") and text[1:].isdigit():
+        raise BadRequest(f"{what} must be a whole number >= 0, got {text[:40]}")
+    if not re.fullmatch(r"[0-9]{1,18}", text):
+        raise BadRequest(f"{what} must be a whole number of at most 18 digits, "
+                         f"got {text[:40]!r}")
+    return int(text)
 
 
 def _movie(engine: Engine, movie_id: int) -> dict:
@@ -215,7 +228,8 @@ def _movie(engine: Engine, movie_id: int) -> dict:
 
 
 def _movie_json(row: dict, because=None) -> dict:
-    """A movie of an engine frame as JSON; `because`: the `explain` frame behind it."""
+    """A movie of an engine frame as JSON; `because`: the ``(id, title)`` pairs behind it
+    (`Engine.reasons`)."""
     out = {"movie_id": int(row[C.MOVIE_COL]), "title": row[C.TITLE_COL],
            "genres": list(row[C.GENRES_COL])}
     for name in ("rank", "score", "similarity", "ratings"):
@@ -225,15 +239,14 @@ def _movie_json(row: dict, because=None) -> dict:
     if C.YEAR_COL in row and row[C.YEAR_COL] == row[C.YEAR_COL]:
         out["year"] = int(row[C.YEAR_COL])
     if because is not None:
-        out["because"] = [{"movie_id": int(m), "title": t}
-                          for m, t in zip(because[C.MOVIE_COL], because[C.TITLE_COL],
-                                          strict=True)]
+        out["because"] = [{"movie_id": m, "title": t} for m, t in because]
     return out
 
 
 def _known_user(engine: Engine, user_id: int, k: int) -> list[dict]:
-    return [_movie_json(r, engine.explain(user_id, r[C.MOVIE_COL], 2))
-            for r in engine.recommend(user_id, k).to_dict("records")]
+    rows = engine.recommend(user_id, k).to_dict("records")
+    why = engine.reasons([r[C.MOVIE_COL] for r in rows], user_id=user_id)
+    return [_movie_json(r, w) for r, w in zip(rows, why, strict=True)]
 
 
 def _demographic_choices(engine: Engine) -> dict[str, list[str]]:

@@ -1,5 +1,7 @@
 // The map page: one plotly trace per genre from /api/map; a click opens the movie.
 "use strict";
+// Plotly reads a few HTML tags in hover text: titles from the data are shown as written.
+const plain = text => String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
 // 20 distinguishable colours (d3's category20): MovieLens has 18-20 genres.
 const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
@@ -16,11 +18,11 @@ const PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b
     const g = data.genre[i];
     if (!byGenre.has(g)) byGenre.set(g, {x: [], y: [], text: [], customdata: []});
     const t = byGenre.get(g);
-    t.x.push(data.x[i]); t.y.push(data.y[i]); t.text.push(data.title[i]); t.customdata.push(id);
+    t.x.push(data.x[i]); t.y.push(data.y[i]); t.text.push(plain(data.title[i])); t.customdata.push(id);
   });
   const traces = [...byGenre.entries()].sort((a, b) => b[1].x.length - a[1].x.length).map(
-    ([genre, t]) => ({...t, name: genre, type: gl ? "scattergl" : "scatter", mode: "markers",
-                      marker: {size: 5, opacity: 0.75}, hovertemplate: "%{text}<extra>" + genre + "</extra>"}));
+    ([genre, t]) => ({...t, name: plain(genre), type: gl ? "scattergl" : "scatter", mode: "markers",
+                      marker: {size: 5, opacity: 0.75}, hovertemplate: "%{text}<extra>%{fullData.name}</extra>"}));
   await Plotly.newPlot(node, traces, {
     margin: {l: 10, r: 10, t: 30, b: 10}, xaxis: {visible: false}, yaxis: {visible: false},
     colorway: PALETTE,
