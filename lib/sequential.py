@@ -84,8 +84,9 @@ def build_sequential_model(n_movies: int, dim: int = C.EMBEDDING_DIM, *, max_len
     scores of the movie that comes after the first t + 1 movies.
 
     Args:
-        movie_init: stage-1 movie vectors (n_movies, dim) to start the movie table from
-            (the padding row stays random); None starts it at random.
+        movie_init: stage-1 movie vectors (n_movies, dim) to start the movie table from,
+            scaled to the spread of the random start (the padding row stays random); None
+            starts it at random.
     """
     history = keras.Input(shape=(max_len,), dtype="int32", name="history")
     embed = PositionalMovies(n_movies, dim, max_len, seed=seed, name="movie_positions")
@@ -106,7 +107,9 @@ def build_sequential_model(n_movies: int, dim: int = C.EMBEDDING_DIM, *, max_len
     model = keras.Model(history, logits, name="sequential")
     if movie_init is not None:
         table = keras.ops.convert_to_numpy(embed.movies).copy()
-        table[1:] = movie_init
+        # scaled to the random start's spread, so that √dim means the same for both
+        movie_init = np.asarray(movie_init, np.float32)
+        table[1:] = movie_init * (0.05 / max(float(movie_init.std()), 1e-12))
         embed.movies.assign(table)
     return model
 
