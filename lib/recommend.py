@@ -400,10 +400,9 @@ class Engine:
 
     def with_reasons(self, top: pd.DataFrame, user_id: int, n: int = 2) -> pd.DataFrame:
         """`top` (a list from `recommend`) with a column naming, for each movie, the
-        user's `n` rated movies that explain it (`explain`)."""
-        reasons = [", ".join(self.explain(user_id, int(m), n)[C.TITLE_COL])
-                   for m in top[C.MOVIE_COL]]
-        return top.assign(**{"because you rated": reasons})
+        user's `n` rated movies that explain it (`reasons`)."""
+        why = self.reasons(top[C.MOVIE_COL].tolist(), user_id=user_id, n=n)
+        return top.assign(**{"because you rated": [", ".join(t for _, t in w) for w in why]})
 
     def explain(self, user_id: int, movie_id: int, n: int = 3) -> pd.DataFrame:
         """The user's rated movies most like `movie_id` (cosine in the stage-2 table):
@@ -414,13 +413,6 @@ class Engine:
         """`explain` for someone new: which of their `liked` movies are most like
         `movie_id` (a movie given twice counts once)."""
         return self._explained(self._reason_rows(liked=liked), movie_id, n)
-
-    def with_liked_reasons(self, top: pd.DataFrame, liked: list[int],
-                           n: int = 2) -> pd.DataFrame:
-        """`with_reasons` for a list from `new_user`: the liked movies behind each one."""
-        reasons = [", ".join(self.explain_liked(liked, int(m), n)[C.TITLE_COL])
-                   for m in top[C.MOVIE_COL]]
-        return top.assign(**{"because you liked": reasons})
 
     def reasons(self, movie_ids, *, user_id: int | None = None, liked=None,
                 n: int = 2) -> list[list[tuple[int, str]]]:
@@ -461,6 +453,15 @@ class Engine:
         return pd.DataFrame({C.MOVIE_COL: self._by_row["ids"][picked],
                              C.TITLE_COL: self._by_row["titles"][picked],
                              "similarity": sims[best[0], 0].round(3)})
+
+    def prepare(self) -> Engine:
+        """Build every cache now (unit vectors, row lookups, title keys, fold-in tables,
+        ratings by user), so that threads answering requests only read the engine."""
+        self.search("warm up")
+        self.unit_vectors, self._by_row, self._fold_in_tables  # noqa: B018
+        if self.ratings is not None:
+            self._ratings_by_user  # noqa: B018
+        return self
 
     @functools.cached_property
     def unit_vectors(self) -> np.ndarray:

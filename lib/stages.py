@@ -393,7 +393,6 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         if len(sides) > 1 and saved.get("rating_side") is not None:
             rating_sides = (bool(saved["rating_side"]),)
             settings["rating_validation"] = saved.get("rating_validation")
-    rating_searched = False
     if rating:
         def new_rating(frame, with_side, opts):
             M.seed_everything(seed)
@@ -419,12 +418,10 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                 first = (rmse[side_label(with_side)], result, time.perf_counter() - clock)
         if len(rating_sides) > 1:
             settings["rating_validation"] = rmse
-        rating_searched = len(rating_sides) > 1
         rating_opts, (rating_model, rating_history), trials = search.coordinate_search(
             lambda opts: fit_rating(rating_side, opts), rating_start, C.RATING_SEARCH,
             budget=0.0 if reused else search_budget, maximise=False, first=first,
             name="stage 2 rating settings", describe=_stopped)
-        rating_searched = rating_searched or len(trials) > 1
         settings["rating_search"] = saved.get("rating_trials") if reused else trials
         settings["rating_side"] = rating_side
         settings["rating_settings"] = rating_opts
@@ -435,8 +432,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
             M.train_rating_model(rating_model, train, ids, features, validation=None,
                                  epochs=best, seed=seed, progress=progress)
         seconds["rating"] = time.perf_counter() - start
-    if key is not None and not reused and (len(scores) > 1 or len(settings["ranking_search"]) > 1
-                                           or rating_searched):
+    if key is not None and not reused:  # a key is made only when something is searched
         artifacts.save_choice(choices, key, {
             "chosen": chosen, "validation": scores, "ranking_settings": ranking_opts,
             "ranking_trials": settings["ranking_search"],

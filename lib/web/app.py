@@ -44,12 +44,7 @@ def create_app(dataset, models_root: Path | str | None = None, *,
     Raises:
         ArtifactError: no models for `dataset`, or models trained on other data.
     """
-    engine = Engine.load(dataset, models_root, serving=serving)
-    # Everything the engine caches, built once before any request (threads only read).
-    engine.search("warm up")
-    engine.unit_vectors, engine._by_row  # noqa: B018
-    if engine.ratings is not None:
-        engine._ratings_by_user  # noqa: B018
+    engine = Engine.load(dataset, models_root, serving=serving).prepare()
     coords = artifacts.load_map(dataset.name, models_root) if engine.serving else None
     points = None if coords is None else _map_points(engine, coords)
     app = Flask(__name__)
@@ -90,7 +85,7 @@ def create_app(dataset, models_root: Path | str | None = None, *,
 
     @app.get("/map")
     def map_page():
-        return render_template("map.html", has_map=coords is not None)
+        return render_template("map.html", has_map=points is not None)
 
     @app.get("/static/plotly.min.js")
     def plotly_js():
@@ -103,7 +98,7 @@ def create_app(dataset, models_root: Path | str | None = None, *,
     def health():
         return jsonify(status="ok", dataset=dataset.name, movies=int(engine.ids.n_movies),
                        users=int(engine.ids.n_users), models=engine.models_used(),
-                       serving=engine.serving, map=coords is not None)
+                       serving=engine.serving, map=points is not None)
 
     @app.get("/api/search")
     def search():
@@ -136,8 +131,7 @@ def create_app(dataset, models_root: Path | str | None = None, *,
     @app.get("/api/movies/<movie_id>/similar")
     def similar(movie_id):
         mid = _id(movie_id, "movie id")
-        _movie(engine, mid)
-        found = engine.similar(mid, _k(request.args))
+        found = engine.similar(mid, _k(request.args))  # an unknown id: a 404 from the engine
         return jsonify(movie_id=mid, similar=[_movie_json(r) for r in found.to_dict("records")])
 
     @app.get("/api/map")
