@@ -33,6 +33,10 @@ def _k(text: str) -> int:
     return _whole(text, 1, "at least 1")
 
 
+def _max_len(text: str) -> int:
+    return _whole(text, 2, "at least 2")
+
+
 def _movielens_id(text: str) -> int:
     return _whole(text, 0, "an id of 0 or more")
 
@@ -222,7 +226,10 @@ def _evaluate(args) -> int:
             table, recs, users, scorers = stages.evaluate_all(
                 ds, ids, split, stage1[seed], k=k, seed=seed, user_tower=args.user_tower,
                 side={"off": False, "on": True, "auto": "auto"}[args.side],
-                search_budget=args.search_budget)
+                search_budget=args.search_budget,
+                sequential=None if args.sequential is None else tuple(
+                    dict.fromkeys(v for v in args.sequential if v != "none")),
+                sequential_max_len=args.sequential_max_len)
             written = stages.write_evaluation(folder, ds, split, table, recs, users, scorers,
                                               ids, k)
             _print_table(table, f"{ds.name}, split {split.method}, k = {k}", k)
@@ -291,6 +298,8 @@ def _recommend(args) -> int:
     if given and (args.user is not None or args.similar is not None):
         raise UsageError(f"--{next(iter(given))} describes a new user: use it with --liked "
                          "or alone, not with --user or --similar")
+    if args.next and args.user is None:
+        raise UsageError("--next is what a known user may watch next: give --user ID")
     if args.user is None and args.similar is None and args.liked is None and not given:
         raise UsageError("say whom to recommend for: --user ID, --similar MOVIE_ID, "
                          "--liked ID,ID,... and/or --gender/--age/--occupation")
@@ -306,7 +315,17 @@ def _recommend(args) -> int:
             raise UnknownIdError(f"--liked: unknown movie id{'s' * (len(unknown) > 1)} "
                                  f"{', '.join(map(str, unknown[:5]))} in {ds.name}")
     engine = Engine.load(ds)
-    if args.user is not None:
+    if args.next:
+        if not engine.has_next:
+            raise UsageError(f"--next needs the sequential model: run notebook 06 "
+                             f"(`python -m lib run --dataset {ds.name} --only 06`) or "
+                             f"`python -m lib train --dataset {ds.name}`")
+        frame = engine.next_for(args.user, k)
+        after = frame.attrs["after"]
+        heading = (f"next {k} for user {args.user}, from their movies in time order"
+                   + (" (looking most at " + "; ".join(after[C.TITLE_COL]) + ")"
+                      if len(after) else ""))
+    elif args.user is not None:
         frame = engine.recommend(args.user, k)
         heading = f"top {k} for user {args.user}"
         if len(frame) < k:
@@ -336,7 +355,7 @@ def _train(args) -> int:
     _writable(C.MODELS_DIR, "set MODELS_DIR to a folder you can write")
     ds = _load(args)
     served = train_serving(ds, seed=args.seed, search_budget=args.search_budget,
-                           progress=not C.headless())
+                           sequential=not args.no_sequential, progress=not C.headless())
     print(served.summary)
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in served.seconds.items()))
     print(f"serving models written to {C.shown(served.folder)}")
@@ -465,6 +484,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-budget", type=_seconds, default=C.SEARCH_BUDGET, metavar="SECONDS",
                    help="seconds per stage-2 model for choosing learning rate, L2 and dropout "
                         f"on validation (default {C.SEARCH_BUDGET:g}; 0: the defaults)")
+    p.add_argument("--sequential", action="append",
+                   choices=["stage1", "random", "shuffled", "none"],
+                   help="variants of the sequential model to add (repeatable): started from "
+                        "stage 1, from random vectors, or trained on shuffled histories (the "
+                        "control); default stage1 on the last split, none on the others")
+    p.add_argument("--sequential-max-len", type=_max_len, default=C.SEQUENCE_MAX_LEN,
+                   metavar="N", help=f"movies the sequential model reads per user (default "
+                                     f"{C.SEQUENCE_MAX_LEN}; SASRec read 200 on ML-1M)")
     p.add_argument("--out", type=Path, required=True,
                    help="folder for metrics.json, recs_<model>.csv and the split")
     p.set_defaults(func=_evaluate)
@@ -482,6 +509,9 @@ def build_parser() -> argparse.ArgumentParser:
                        ("--occupation", "e.g. programmer")):
         p.add_argument(flag, help=f"a new user's {flag[2:]} ({what}), with or without "
                                   "--liked; where the models have demographic inputs")
+    p.add_argument("--next", action="store_true",
+                   help="with --user: what they may watch next, from the order of their "
+                        "movies (the sequential model of notebook 06 or `train`)")
     p.add_argument("--k", type=_k, help=f"how many (default {C.DEFAULT_K})")
     p.set_defaults(func=_recommend)
 
@@ -493,6 +523,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--search-budget", type=_seconds, default=C.SEARCH_BUDGET, metavar="SECONDS",
                    help=f"seconds per stage-2 model for the settings search (default "
                         f"{C.SEARCH_BUDGET:g}; reused when run again on the same ratings)")
+    p.add_argument("--no-sequential", action="store_true",
+                   help="skip the sequential model (no \"next for you\" lists)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("serve", help="the web app over the saved models (waitress)")

@@ -43,6 +43,9 @@ from lib.ids import IdMap
 log = logging.getLogger(__name__)
 
 STAGES = ("stage1", "stage2")
+SEQUENTIAL = "sequential"  # optional beside the stages: the model of notebook 06
+SEQUENTIAL_MODEL = "sequential.keras"
+SEQUENCES = "sequences.npz"  # every user's movies in time order: what the model reads
 MANIFEST = "manifest.json"
 STAGE1_MODEL = "movie_genre.keras"
 RANKING_MODEL = "ranking.keras"
@@ -56,7 +59,7 @@ SERVING = "serving"
 MAP = "map.npz"
 PROJECTIONS = "projections"
 # Which notebook writes each stage: named in every "what to rerun" sentence.
-_WRITER = {"stage1": "02", "stage2": "03"}
+_WRITER = {"stage1": "02", "stage2": "03", SEQUENTIAL: "06"}
 _PACKAGES = ("tensorflow-cpu", "tensorflow", "keras", "numpy", "pandas", "scikit-learn")
 
 
@@ -69,8 +72,8 @@ def stage_dir(dataset: str, stage: str, root: Path | str | None = None, *,
               serving: bool = False) -> Path:
     """``models/<dataset>/<stage>/``, or the serving models' ``models/<dataset>/serving/
     <stage>/``."""
-    if stage not in STAGES:
-        raise ValueError(f"stage must be one of {STAGES}, not {stage!r}")
+    if stage not in (*STAGES, SEQUENTIAL):
+        raise ValueError(f"stage must be one of {(*STAGES, SEQUENTIAL)}, not {stage!r}")
     return (serving_dir(dataset, root) if serving else dataset_dir(dataset, root)) / stage
 
 
@@ -100,7 +103,8 @@ def rerun_hint(dataset, stage: str, serving: bool = False) -> str:
         where = f" --data-dir {path}"
     if serving:
         return f"`python -m lib train --dataset {name}{where}`"
-    only = " ".join(f"--only {n}" for n in ("02", "03")[:STAGES.index(stage) + 1])
+    only = " ".join(f"--only {n}" for n in {"stage1": ("02",), "stage2": ("02", "03"),
+                                              SEQUENTIAL: ("02", "06")}[stage])
     return f"`python -m lib run --dataset {name}{where} {only}` (notebook {_WRITER[stage]})"
 
 
@@ -415,6 +419,56 @@ def load_tables(dataset, root: Path | str | None = None, *, serving: bool = Fals
                                 f"with {rerun_hint(dataset, 'stage2', serving)}")
         tables["stage1_movies"], tables["stage1_genres"] = movies, genres
     return tables
+
+
+# --- the sequential model ----------------------------------------------------------
+
+def save_sequential(result, ids: IdMap, dataset, *, split: str, metrics: dict | None = None,
+                    root: Path | str | None = None) -> Path:
+    """Write a `sequential.Sequential`: the Keras model, every user's history as it reads
+    it (by user row) and the id map; the manifest records the split (`SERVING`: every
+    rating, into the serving folder), the settings chosen and the test `metrics`."""
+    def write(folder: Path) -> None:
+        result.model.save(folder / SEQUENTIAL_MODEL)
+        np.savez(folder / SEQUENCES, seqs=result.seqs,
+                 history=result.history.to_numpy(np.float64),
+                 columns=np.array(list(result.history.columns), dtype=str))
+        ids.save(folder / IDS)
+
+    return _save(dataset, SEQUENTIAL, root, write, settings=result.settings,
+                 seed=result.settings["seed"], split=split, metrics=metrics)
+
+
+def has_sequential(dataset: str, root: Path | str | None = None, *,
+                   serving: bool = False) -> bool:
+    """Whether a sequential model was saved for `dataset` (serving or a notebook's)."""
+    return (stage_dir(dataset, SEQUENTIAL, root, serving=serving) / MANIFEST).is_file()
+
+
+def load_sequential(dataset, root: Path | str | None = None, *, serving: bool = False,
+                    ids: IdMap | None = None):
+    """The saved sequential model as a `sequential.Sequential`, checked against `dataset`
+    (and against `ids`, the id map of the models it will answer beside).
+
+    Raises:
+        ArtifactError: not saved, incomplete, trained on other data or other ids.
+    """
+    import keras
+    import pandas as pd
+
+    from lib import sequential  # registers its layers for loading
+    folder, manifest = _open(dataset, SEQUENTIAL, root, serving)
+    saved_ids = IdMap.load(folder / IDS)
+    if ids is not None and saved_ids != ids:
+        raise ArtifactError(f"{C.shown(folder)} was saved with other user or movie ids than "
+                            f"the stage-2 models beside it: retrain it with "
+                            f"{rerun_hint(dataset, SEQUENTIAL, serving)}")
+    model = keras.models.load_model(folder / SEQUENTIAL_MODEL, compile=False)
+    with np.load(folder / SEQUENCES) as npz:
+        history = pd.DataFrame(npz["history"], columns=npz["columns"].tolist())
+        seqs = npz["seqs"]
+    return sequential.Sequential(model, history.rename_axis("epoch"), manifest["settings"],
+                                 seqs, manifest)
 
 
 # --- the serving models' map ------------------------------------------------------

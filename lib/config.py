@@ -60,6 +60,19 @@ USER_TOWER = "auto"
 # A new movie's stage-2 vector and bias: the means over this many known movies nearest to
 # its folded-in stage-1 vector (`recommend.Engine.add_movie`).
 NEW_MOVIE_NEIGHBOURS = 10
+# The sequential model (`lib.sequential`): each user's latest SEQUENCE_MAX_LEN movies,
+# SASRec's 2 blocks and dropout 0.2 (its ML-1M setting; Kang & McAuley read 200 movies,
+# the full-quality setting: a softmax over all movies at every position costs ~4x more
+# per epoch at 200 than at 50), Adam 1e-3, batches of 128 users, epochs chosen on each
+# user's second-to-last movie with SEQUENCE_PATIENCE epochs of patience.
+SEQUENCE_MAX_LEN = 50
+SEQUENCE_BLOCKS = 2
+SEQUENCE_HEADS = 2
+SEQUENCE_DROPOUT = 0.2
+SEQUENCE_LEARNING_RATE = 1e-3
+SEQUENCE_BATCH = 128
+SEQUENCE_PATIENCE = 5
+SEQUENCE_MAX_EPOCHS = 200
 # The most epochs stage 2 may run; early stopping on validation ends every run before.
 MAX_EPOCHS = 400
 # EASE inverts a dense movies x movies matrix (float64): 20,000 movies is 3.2 GB and a few

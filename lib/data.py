@@ -540,11 +540,14 @@ def load_dataset(name: str, data_dir: Path | str | None = None, *,
     if on_bad_lines not in ("error", "skip"):
         raise ValueError("on_bad_lines must be 'error' or 'skip'")
     folder = release_folder(name, data_dir)
-    if name in C.SYNTHETIC_SIZES and generate and \
-            not (folder / C.release_info(name)["ratings"]).is_file():
-        from lib.synthetic import write_synthetic
-        log.info("generating the synthetic dataset %s into %s", name, C.shown(folder))
-        write_synthetic(folder, size=C.SYNTHETIC_SIZES[name])
+    if name in C.SYNTHETIC_SIZES and generate:
+        from lib.synthetic import is_current, write_synthetic
+        present = (folder / C.release_info(name)["ratings"]).is_file()
+        if not present or not is_current(folder):
+            log.info("%s the synthetic dataset %s into %s",
+                     "regenerating (written by another version of the generator)"
+                     if present else "generating", name, C.shown(folder))
+            write_synthetic(folder, size=C.SYNTHETIC_SIZES[name])
     dataset, problems = read_release(folder, name)
     if problems and on_bad_lines == "error":
         raise DataError(problems, fix=f"Fix or remove these lines, or skip them "

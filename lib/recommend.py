@@ -7,6 +7,7 @@ Everything crosses between MovieLens ids and rows through the id map.
 from __future__ import annotations
 
 import functools
+import threading
 import unicodedata
 from pathlib import Path
 
@@ -159,6 +160,9 @@ class Engine:
         self.manifest: dict | None = None
         self.serving = False
         self.ratings: pd.DataFrame | None = None  # the stars, where the dataset has them
+        self.sequential = None  # a `sequential.Sequential` over the same ids, or None
+        self._sequential_where: tuple | None = None  # (dataset, root, serving) to load it
+        self._sequential_lock = threading.Lock()
 
     @classmethod
     def load(cls, dataset, root: Path | str | None = None, *,
@@ -184,6 +188,8 @@ class Engine:
                      t["history"], t["demographics"])
         engine.manifest, engine.serving = t["manifest"], serving
         engine.ratings = getattr(dataset, "ratings", None)
+        if artifacts.has_sequential(dataset.name, root, serving=serving):
+            engine._sequential_where = (dataset, root, serving)  # loaded on first use
         return engine
 
     def models_used(self) -> str:
@@ -267,6 +273,50 @@ class Engine:
         """
         row = self.ids.user_rows(user_id)
         return self._top(self.user_vectors[row], self.seen(row), k)
+
+    @property
+    def has_next(self) -> bool:
+        """Whether a sequential model answers `next_for` (saved beside these models)."""
+        return self.sequential is not None or self._sequential_where is not None
+
+    def _next_model(self):
+        with self._sequential_lock:  # TensorFlow is imported once, by one thread
+            if self.sequential is None and self._sequential_where is not None:
+                from lib import artifacts, sequential
+                dataset, root, serving = self._sequential_where
+                self.sequential = artifacts.load_sequential(dataset, root, serving=serving,
+                                                            ids=self.ids)
+                self._next_encoder = sequential.encoder(self.sequential.model)
+        return self.sequential
+
+    def next_for(self, user_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:
+        """What a known user may watch next: the sequential model's top k after their
+        movies in time order (as saved with it), never one they rated; ``after`` names
+        the movies of their history its last position attended to most.
+
+        Raises:
+            UnknownIdError: `user_id` is not in the id map.
+            LookupError: no sequential model was saved beside these models.
+        """
+        from lib import sequential
+        row = self.ids.user_rows(user_id)
+        model = self._next_model()
+        if model is None:
+            raise LookupError("no sequential model: notebook 06 or `python -m lib train` "
+                              "writes one")
+        if k < 1:
+            raise ValueError("k must be at least 1")
+        seq = model.seqs[[row]]
+        scores = sequential.next_scores(model.model, seq, encode=self._next_encoder)[0]
+        scores[self.seen(row)] = -np.inf
+        top = ev.top_k(scores[None, :], min(k, len(scores)))[0]
+        top = top[top >= 0]
+        out = self._frame(top, scores[top])
+        weights = sequential.attention(model.model, seq)[0, -1]
+        order = np.argsort(-weights, kind="stable")
+        after = [int(seq[0, i]) - 1 for i in order[:2] if seq[0, i] != sequential.PAD]
+        out.attrs["after"] = self._frame(np.array(after, int), weights[order[:len(after)]])
+        return out
 
     def similar(self, movie_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:
         """Movies closest to `movie_id` in the stage-2 movie table (cosine)."""
@@ -461,6 +511,7 @@ class Engine:
         self.unit_vectors, self._by_row, self._fold_in_tables  # noqa: B018
         if self.ratings is not None:
             self._ratings_by_user  # noqa: B018
+        self._next_model()
         return self
 
     @functools.cached_property

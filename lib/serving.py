@@ -30,8 +30,11 @@ class Served:
 
 def train_serving(dataset, root: Path | str | None = None, *, seed: int = C.SEED,
                   search_budget: float = C.SEARCH_BUDGET, user_tower: str = C.USER_TOWER,
-                  progress: bool = True) -> Served:
-    """Train both stages on every rating of `dataset` and write the serving models.
+                  sequential: bool = True, progress: bool = True) -> Served:
+    """Train both stages on every rating of `dataset` and write the serving models; with
+    `sequential`, also the sequential model (`lib.sequential`, from the stage-1 vectors,
+    epochs chosen on each user's latest movie; it then reads every user's whole history)
+    for the "next for you" lists.
 
     Stage 2's choices (tower, settings) are saved in ``models/<dataset>/choices.json`` like
     the notebooks' ones, so training again on the same ratings does not search again.
@@ -53,5 +56,13 @@ def train_serving(dataset, root: Path | str | None = None, *, seed: int = C.SEED
     artifacts.save_stage1(s1, ids, dataset, root, serving=True)
     artifacts.save_stage2(s2, ids, dataset, split=artifacts.SERVING, root=root)
     artifacts.save_map(dataset.name, ids.movie_ids(range(ids.n_movies)), coords, root)
-    return Served(artifacts.serving_dir(dataset.name, root), seconds,
-                  f"{s1.summary()}\n{s2.summary()}")
+    lines = [s1.summary(), s2.summary()]
+    if sequential:
+        from lib import sequential as S
+        clock = time.perf_counter()
+        seq = S.fit_sequential(dataset.ratings, ids, movie_init=s1.movie_vectors, seed=seed,
+                               progress=progress)
+        seconds["sequential"] = time.perf_counter() - clock
+        artifacts.save_sequential(seq, ids, dataset, split=artifacts.SERVING, root=root)
+        lines.append(seq.summary())
+    return Served(artifacts.serving_dir(dataset.name, root), seconds, "\n".join(lines))

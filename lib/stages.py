@@ -74,19 +74,39 @@ def run_stage1(dataset: Dataset, ids: IdMap, *, dim: int = C.EMBEDDING_DIM,
 
 # --- stage 2 ---------------------------------------------------------------------------
 
-def _validation_split(train: pd.DataFrame, val_ratio: float,
-                      seed: int) -> tuple[ev.Split, bool]:
-    """`val_ratio` of each user's training ratings held out, for every user or, above
+VALIDATIONS = ("random", "last")
+
+
+def _validation_split(train: pd.DataFrame, val_ratio: float, seed: int,
+                      method: str = "random") -> tuple[ev.Split, bool]:
+    """Validation ratings held out of `train`: `val_ratio` of each user's ratings at
+    random (``"random"``) or each user's latest one (``"last"``, for a chronological
+    split: the second-to-last of the whole history), for every user or, above
     `config.VALIDATION_MAX_USERS` users, for a seeded sample of them; and whether sampled."""
+    if method not in VALIDATIONS:
+        raise ValueError(f"validation must be one of {VALIDATIONS}, not {method!r}")
+
+    def held(part):
+        if method == "last":
+            return ev.split_last(part)
+        return ev.split_stratified(part, by="user", ratio=1 - val_ratio, seed=seed)
+
     users = train[C.USER_COL].to_numpy()
     every = np.unique(users)
     if len(every) <= C.VALIDATION_MAX_USERS:
-        return ev.split_stratified(train, by="user", ratio=1 - val_ratio, seed=seed), False
+        return held(train), False
     chosen = ev.sample_users(every, C.VALIDATION_MAX_USERS, seed)
     mine = np.isin(users, chosen)
-    part = ev.split_stratified(train[mine], by="user", ratio=1 - val_ratio, seed=seed)
+    part = held(train[mine])
     rest = pd.concat([train[~mine], part.train], ignore_index=True)
     return ev.Split(rest, part.test, f"{part.method}, {len(chosen):,} users"), True
+
+
+def validation_for(split: ev.Split) -> str:
+    """How stage 2 holds out validation ratings for a test split: the latest training
+    rating of each user for a chronological split, so that the epochs of every model
+    compared on it are chosen on the second-to-last movie; at random otherwise."""
+    return "last" if split.method.startswith("leave-last") else "random"
 
 
 def ranking_batch(n_users: int) -> int:
@@ -217,7 +237,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
                history_dropout: float | str = "auto", choices: Path | str | None = None,
                dropout: float = 0.5, rating_learning_rate: float = 3e-3,
                rating_l2: float = 0.1, search_budget: float = 0.0,
-               progress: bool = True) -> Stage2:
+               validation: str = "random", progress: bool = True) -> Stage2:
     """Train the ranking model (and the rating model) on `train`.
 
     `user_tower` is how the ranking model makes a user's vector (`models.USER_TOWERS`):
@@ -246,8 +266,9 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     (`lib.losses.sampled_softmax`) or ``"auto"``: sampled when users x movies is above
     `config.FULL_SOFTMAX_MAX_CELLS`. `batch_users` defaults to `ranking_batch`.
 
-    A share `val_ratio` of each user's training ratings is held out to choose the number
-    of epochs (early stopping on NDCG@k for the ranking model, RMSE for the rating model).
+    A share `val_ratio` of each user's training ratings (with ``validation="last"``: each
+    user's latest one, `validation_for` a chronological split) is held out to choose the
+    number of epochs (early stopping on NDCG@k for the ranking model, RMSE for the rating model).
     Above `config.VALIDATION_MAX_USERS` users, only a seeded sample of that many users
     gives ratings to validation. With `refit` the models are then trained again, same
     seed, on all of `train` for that many epochs, so no training rating is wasted; without
@@ -267,7 +288,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     notebooks and `python -m lib evaluate` pass `config.SEARCH_BUDGET`) trains the given
     settings only.
     """
-    inner, sampled = _validation_split(train, val_ratio, seed)
+    inner, sampled = _validation_split(train, val_ratio, seed, validation)
     if refit == "auto":
         refit = not sampled
     fit_rows = ev.interactions(inner.train, ids)
@@ -314,7 +335,8 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         raise ValueError(f"search_budget must be >= 0 seconds, not {search_budget!r}")
     settings = {"init": init, "dim": dim, "side": side, "max_epochs": epochs, "loss": loss,
                 "validation_users": len(users), "validation_ratings": len(inner.test),
-                "val_ratio": val_ratio, "k": k, "seed": seed, "refit": refit,
+                "val_ratio": val_ratio, "validation": validation, "k": k, "seed": seed,
+                "refit": refit,
                 "batch_users": batch_users, "l2_user": l2_user, "patience": patience,
                 "search_budget": search_budget,
                 "stage1_vectors": None if init == "random" else vectors_sha256(movie_vectors)}
@@ -327,7 +349,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
     if choices is not None and (len(candidates) > 1 or len(sides) > 1 or search_budget > 0):
         key = artifacts.choice_key(train, candidates=sorted(candidates), **{
             n: settings[n] for n in ("init", "dim", "side", "max_epochs", "loss", "val_ratio",
-                                     "k", "seed", "batch_users", "l2_user", "patience",
+                                     "validation", "k", "seed", "batch_users", "l2_user", "patience",
                                      "search_budget")}, negatives=negatives,
             ranking_start=ranking_start, rating_start=rating_start, rating=rating,
             ranking_axes=C.RANKING_SEARCH, rating_axes=C.RATING_SEARCH,
@@ -451,8 +473,14 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
                  ease_l2: float | str = "auto", seed: int = C.SEED,
                  user_tower: str = C.USER_TOWER,
                  side: bool | str = False, search_budget: float = 0.0,
-                 progress: bool = True):
+                 sequential: tuple[str, ...] | None = None,
+                 sequential_max_len: int = C.SEQUENCE_MAX_LEN, progress: bool = True):
     """Train (or take) the stage-2 models and the baselines on one split; score them all.
+
+    On a chronological split the sequential model (`lib.sequential`) joins them, in the
+    `sequential` variants (`SEQUENTIAL_VARIANTS`; default ``("stage1",)`` there, none on
+    a random split): its epochs, like stage 2's and EASE's settings, are chosen on each
+    user's latest training movie (`validation_for`).
 
     EASE's ``ease_l2`` is chosen, with ``"auto"``, from `config.EASE_L2S` on the same
     validation part that stage 2 chose its epochs and tower on (`choose_ease_l2`), so
@@ -467,7 +495,7 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
     if stage2 is None:
         stage2 = run_stage2(dataset, ids, split.train, movie_vectors, seed=seed,
                             user_tower=user_tower, side=side, search_budget=search_budget,
-                            progress=progress)
+                            validation=validation_for(split), progress=progress)
     seconds = {"stage 2 (ours)": time.perf_counter() - start}
     train = ev.interactions(split.train, ids)
     test = ev.interactions(split.test, ids)
@@ -478,7 +506,8 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
         if ease_l2 == "auto":
             inner = (stage2.validation if stage2.validation is not None
                      else _validation_split(split.train, stage2.settings.get("val_ratio", 0.1),
-                                            stage2.settings.get("seed", seed))[0])
+                                            stage2.settings.get("seed", seed),
+                                            stage2.settings.get("validation", "random"))[0])
             ease_l2, _ = choose_ease_l2(inner, ids, k)
         ease_chosen = float(ease_l2)
         scorers["EASE"] = ev.ease_scores(train, ease_chosen)
@@ -514,11 +543,42 @@ def evaluate_all(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: n
         ours["chosen: demographics (rating)"] = float(bool(settings.get("rating_side")))
         for name, value in settings.get("rating_settings", {}).items():
             ours[f"chosen: {name} (rating)"] = value
+    if sequential is None:
+        sequential = ("stage1",) if validation_for(split) == "last" else ()
+    for variant in sequential:
+        name, fitted = fit_sequential_variant(split.train, ids, movie_vectors, variant,
+                                              max_len=sequential_max_len, k=k, seed=seed,
+                                              progress=progress)
+        metrics, recs[name], _ = ev.evaluate_ranking(fitted.scores(), train, test, k)
+        scorers[name] = fitted.scores()
+        rows[name] = {**metrics, "train seconds": fitted.settings["seconds"],
+                      "chosen: epochs (sequential)": fitted.settings["epochs"],
+                      "chosen: ended at cap": float(fitted.settings["stop"] == "cap")}
     bias = ev.bias_baseline(split.train, ids)
     pred = np.clip(bias(ids.user_rows(split.test[C.USER_COL].to_numpy()),
                         ids.movie_rows(split.test[C.MOVIE_COL].to_numpy())), *dataset.scale[:2])
     rows["mean + biases"] = ev.rating_metrics(pred, actual)
     return pd.DataFrame(rows).T, recs, users, scorers
+
+
+# How `evaluate_all` and notebook 06 name the sequential model's variants: its table's
+# start and whether each user's order is kept (the control destroys it).
+SEQUENTIAL_VARIANTS = {"stage1": ("sequential (ours)", "stage1", "time"),
+                       "random": ("sequential, random start", "random", "time"),
+                       "shuffled": ("sequential, shuffled order", "stage1", "shuffled")}
+
+
+def fit_sequential_variant(train: pd.DataFrame, ids: IdMap, movie_vectors: np.ndarray,
+                           variant: str, **options):
+    """One of `SEQUENTIAL_VARIANTS` trained with `sequential.fit_sequential`; returns
+    ``(row name, sequential.Sequential)``."""
+    from lib import sequential as S
+    if variant not in SEQUENTIAL_VARIANTS:
+        raise ValueError(f"sequential variant must be one of {list(SEQUENTIAL_VARIANTS)}, "
+                         f"not {variant!r}")
+    name, start, order = SEQUENTIAL_VARIANTS[variant]
+    return name, S.fit_sequential(train, ids, order=order, **options,
+                                  movie_init=movie_vectors if start == "stage1" else None)
 
 
 def demographic_cold_start(dataset: Dataset, ids: IdMap, movie_vectors: np.ndarray, *,
@@ -633,7 +693,8 @@ def summarise_runs(runs: dict, k: int, dataset: str) -> tuple[pd.DataFrame, str]
     model. `runs` maps ``(split, seed)`` to a table. Returns the long table (split, model,
     metric, mean, sd, seeds) and a Markdown table of the ranking metrics and RMSE, with the
     settings validation chose (epochs, EASE's L2) per seed."""
-    metrics = [f"ndcg@{k}", f"precision@{k}", f"recall@{k}", f"map@{k}", "rmse"]
+    metrics = [f"ndcg@{k}", f"hit_rate@{k}", f"mrr@{k}", f"precision@{k}", f"recall@{k}",
+               f"map@{k}", "rmse"]
     chosen = [c for c in pd.concat(list(runs.values())).columns
               if c.startswith("chosen: ")] + ["l2"]
     rows = []
@@ -688,6 +749,7 @@ def compare_inits(dataset: Dataset, ids: IdMap, split: ev.Split, movie_vectors: 
             dataset, ids, split.train, movie_vectors, init=init, dim=base.settings["dim"],
             side=base.settings["side"], epochs=base.settings["max_epochs"],
             val_ratio=base.settings["val_ratio"], k=k, seed=seed, rating=False,
+            validation=base.settings.get("validation", "random"),
             refit=base.settings["refit"], user_tower=base.settings.get("user_tower", "free"),
             history_dropout=base.settings.get("history_dropout", 0.5), progress=progress,
             **{n: base.settings[n] for n in C.RANKING_SEARCH if n in base.settings})

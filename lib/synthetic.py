@@ -13,7 +13,11 @@ that what the embeddings learn can be checked against the truth written beside t
   mean of those genres' vectors;
 - which movies a user rates follows a long-tailed popularity times their affinity;
 - the star rating follows affinity, movie quality and user bias, cut at ML-1M's rating
-  frequencies.
+  frequencies;
+- tastes drift: each user's ratings come in an order that moves from one of their
+  favourite genres to another (``drift_from`` to ``drift_to``), so the next movie is
+  better told by the latest ones than by all of them (what a sequential model can learn
+  and a model of the same movies without their order cannot).
 
 Same seed, same bytes.
 """
@@ -58,6 +62,12 @@ NO_GENRE_SHARE = 0.05
 # Above this many users x movies, who rated what is drawn from candidates (`_draw_sampled`)
 # instead of from every movie (`_draw_exact`): ML-25M is 1e10 cells.
 EXACT_DRAW_MAX_CELLS = 1e9
+# Raised when a change of the generator changes its bytes: a folder written by another
+# version is written again (`is_current`).
+VERSION = 2
+# Spread of the noise added to the drift key of each rating (the key itself spans about
+# 4 between the two genres' movies): the order is strong, not strict.
+DRIFT_NOISE = 1.0
 AGE_SHARES = np.array([222, 1103, 2096, 1193, 550, 496, 380], dtype=float)
 
 _WORDS = ["Night", "River", "Summer", "Stranger", "Kingdom", "Garden", "Heart", "Storm",
@@ -336,6 +346,9 @@ def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> 
     start_time = first + (rng.beta(0.6, 2.0, size=n["users"]) * (last - first)).astype(np.int64)
     times = start_time[user_idx] + rng.exponential(30 * 86_400, size=len(user_idx)).astype(np.int64)
     times = np.minimum(times, last)
+    drift_from, drift_to = _drift(seed, favourite)
+    times = _drift_times(seed, user_idx, times, movie_latent[movie_idx],
+                         genre_vectors[drift_to] - genre_vectors[drift_from])
 
     order = np.lexsort((times, user_idx))
     user_ids = np.arange(1, n["users"] + 1)
@@ -366,8 +379,32 @@ def generate(size: str = "ml-1m", *, scale: float = 1.0, seed: int = C.SEED) -> 
              "favourite_genres": favourite, "user_taste": taste, "user_bias": user_bias,
              "movie_genres": movie_genres, "movie_latent": movie_latent,
              "movie_quality": quality, "genre_vectors": genre_vectors,
-             "popularity": popularity}
+             "popularity": popularity, "drift_from": drift_from, "drift_to": drift_to,
+             "version": np.array(VERSION)}
     return {"ratings": ratings, "movies": movies, "users": users, "truth": truth}
+
+
+def _drift(seed: int, favourite: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's drift: from one favourite genre to another, both drawn at random."""
+    rng = np.random.default_rng([seed, 1])  # its own stream: the other draws keep their bytes
+    keys = np.where(favourite, rng.random(favourite.shape), -1.0)
+    ranked = np.argsort(-keys, axis=1)
+    return ranked[:, 0], ranked[:, 1]
+
+
+def _drift_times(seed: int, user_idx: np.ndarray, times: np.ndarray, latent: np.ndarray,
+                 directions: np.ndarray) -> np.ndarray:
+    """The same timestamps per user, handed out in the order of a drift key: the rated
+    movie's latent vector along the user's drift direction, plus noise."""
+    rng = np.random.default_rng([seed, 2])
+    unit = directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    key = np.einsum("ij,ij->i", latent, unit[user_idx])
+    key += rng.normal(0, DRIFT_NOISE, len(key))
+    by_key = np.lexsort((key, user_idx))
+    by_time = np.lexsort((times, user_idx))
+    out = np.empty_like(times)
+    out[by_key] = times[by_time]
+    return out
 
 
 def _dat(df: pd.DataFrame) -> bytes:
@@ -428,6 +465,15 @@ def write_synthetic(out: Path | str, size: str = "ml-1m", *, scale: float = 1.0,
     for name in ["truth.npz", *(p for p in parts if p != ratings), ratings]:
         (out / f".{name}.part").replace(out / name)
     return out
+
+
+def is_current(folder: Path | str) -> bool:
+    """Whether `folder` holds a release written by this version of the generator."""
+    try:
+        with np.load(Path(folder) / "truth.npz", allow_pickle=False) as npz:
+            return "version" in npz.files and int(npz["version"]) == VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def load_truth(folder: Path | str) -> dict[str, np.ndarray]:

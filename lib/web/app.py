@@ -71,8 +71,9 @@ def create_app(dataset, models_root: Path | str | None = None, *,
         k = _k(request.args)
         top = _known_user(engine, uid, k)
         rated = engine.rated_by(uid)
+        upcoming, after = _next(engine, uid, k) if engine.has_next else (None, None)
         return render_template("user.html", user_id=uid, top=top, rated=rated.to_dict("records"),
-                               k=k)
+                               k=k, upcoming=upcoming, after=after)
 
     @app.get("/movies/<movie_id>")
     def movie_page(movie_id):
@@ -113,6 +114,16 @@ def create_app(dataset, models_root: Path | str | None = None, *,
     def user_recommendations(user_id):
         uid = _id(user_id, "user id")
         return jsonify(user_id=uid, recommendations=_known_user(engine, uid, _k(request.args)))
+
+    @app.get("/api/users/<user_id>/next")
+    def user_next(user_id):
+        uid = _id(user_id, "user id")
+        k = _k(request.args)
+        if not engine.has_next:
+            abort(404, description="no sequential model beside these models (notebook 06 "
+                                   "or `python -m lib train` writes one)")
+        upcoming, after = _next(engine, uid, k)
+        return jsonify(user_id=uid, next=upcoming, after=after)
 
     @app.route("/api/recommend", methods=["GET", "POST"])
     def recommend_new():
@@ -241,6 +252,14 @@ def _known_user(engine: Engine, user_id: int, k: int) -> list[dict]:
     rows = engine.recommend(user_id, k).to_dict("records")
     why = engine.reasons([r[C.MOVIE_COL] for r in rows], user_id=user_id)
     return [_movie_json(r, w) for r, w in zip(rows, why, strict=True)]
+
+
+def _next(engine: Engine, user_id: int, k: int) -> tuple[list[dict], list[dict]]:
+    """The sequential model's next movies for a known user, and the movies of their
+    history it attended to most."""
+    top = engine.next_for(user_id, k)
+    return ([_movie_json(r) for r in top.to_dict("records")],
+            [_movie_json(r) for r in top.attrs["after"].to_dict("records")])
 
 
 def _demographic_choices(engine: Engine) -> dict[str, list[str]]:
