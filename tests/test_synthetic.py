@@ -69,6 +69,36 @@ def test_planted_preferences_show_in_the_ratings(ml1m_sized):
     assert liked.mean() > base + 0.1
 
 
+def test_tastes_drift_from_one_favourite_genre_to_another(ml1m_sized):
+    """The planted order: a user's first movies are mostly of their ``drift_from`` genre,
+    their last ones of their ``drift_to`` genre (both among their favourites)."""
+    ds = load_dataset("synthetic", ml1m_sized)
+    truth = load_truth(ml1m_sized / "synthetic")
+    frm, to = truth["drift_from"], truth["drift_to"]
+    users = np.arange(len(frm))
+    assert truth["favourite_genres"][users, frm].all() and truth["favourite_genres"][users, to].all()
+    assert (frm != to).all()
+    ordered = ds.ratings.sort_values([C.USER_COL, C.TIMESTAMP_COL], kind="stable")
+    genres_of = truth["movie_genres"]
+
+    def shares(part):
+        u = part[C.USER_COL].to_numpy() - 1
+        m = np.searchsorted(truth["movie_ids"], part[C.MOVIE_COL].to_numpy())
+        return genres_of[m, frm[u]].mean(), genres_of[m, to[u]].mean()
+
+    first_from, first_to = shares(ordered.groupby(C.USER_COL).head(5))
+    last_from, last_to = shares(ordered.groupby(C.USER_COL).tail(5))
+    assert first_from > 3 * first_to and last_to > 3 * last_from, (first_from, first_to,
+                                                                  last_from, last_to)
+
+
+def test_a_folder_from_another_generator_version_is_written_again(tmp_path):
+    folder = write_synthetic(tmp_path / "synthetic-tiny", "tiny")
+    np.savez(folder / "truth.npz", version=np.array(1))  # as an older generator left it
+    load_dataset("synthetic-tiny", tmp_path)
+    assert int(load_truth(folder)["version"]) == 2 and "drift_to" in load_truth(folder)
+
+
 def test_scale_grows_users_and_ratings():
     small = generate("tiny", seed=1)
     big = generate("tiny", scale=4, seed=1)

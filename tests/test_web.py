@@ -67,6 +67,18 @@ def test_a_known_user_gets_unrated_movies_with_reasons_from_their_ratings(client
     assert "★" in html
 
 
+def test_a_known_user_gets_what_to_watch_next_never_a_rated_movie(client, served_tiny):
+    ds, _ = served_tiny
+    body = client.get("/api/users/3/next?k=6").get_json()
+    upcoming, rated = body["next"], _rated(ds, 3)
+    assert len(upcoming) == 6 and not rated & {m["movie_id"] for m in upcoming}
+    # what the model looked at most: movies of the user's own history
+    assert body["after"] and {m["movie_id"] for m in body["after"]} <= rated
+    html = client.get("/users/3").get_data(as_text=True)
+    assert "Next for you" in html and upcoming[0]["title"] in html
+    assert client.get("/api/users/99999/next").status_code == 404
+
+
 def test_new_user_from_liked_movies_by_post_and_by_query(client):
     liked = [1, 3, 5]
     body = client.post("/api/recommend", json={"liked": liked, "k": 10}).get_json()
@@ -211,6 +223,10 @@ def test_without_serving_models_the_notebook_models_answer_and_the_map_says_why(
     app = create_app(ds, other, serving=False)
     client = app.test_client()
     assert client.get("/api/health").get_json()["serving"] is False
+    # no sequential model there: no "next" list, and its route says why
+    assert "Next for you" not in client.get("/users/3").get_data(as_text=True)
+    response = client.get("/api/users/3/next")
+    assert response.status_code == 404 and "no sequential model" in response.get_json()["error"]
     assert client.get("/api/map").status_code == 404
     html = client.get("/map").get_data(as_text=True)
     assert "python -m lib train --dataset synthetic-tiny" in html
