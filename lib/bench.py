@@ -183,6 +183,37 @@ def _stage2_rating(work: Path, tag: str) -> dict:
     return {"rows": len(ds.ratings), "s/epoch": sec, "examples/s": len(ds.ratings) / sec}
 
 
+def _sequential(work: Path, tag: str, max_len: int, keras_fit: bool = False) -> dict:
+    """An epoch of the sequential model over every user's latest `max_len` movies (a
+    softmax over all movies at every position), by its compiled steps or, as the
+    reference, by Keras `fit` with per-position sample weights."""
+    import keras
+    import numpy as np
+
+    from lib import sequential as S
+    ds, ids = _training_data(work, tag)
+    _, seqs = S.histories(ds.ratings, ids, max_len)
+    model = S.build_sequential_model(ids.n_movies, max_len=max_len)
+    targets = int(S.next_targets(seqs)[2].sum())
+    times = []
+    if keras_fit:
+        x, y, w = S.next_targets(seqs)
+        model.compile(keras.optimizers.Adam(C.SEQUENCE_LEARNING_RATE),
+                      keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+        for _ in range(3):
+            t0 = time.perf_counter()
+            model.fit(x, y, sample_weight=w, batch_size=C.SEQUENCE_BATCH, epochs=1, verbose=0)
+            times.append(time.perf_counter() - t0)
+    else:
+        steps, rng = S.Steps(model, C.SEQUENCE_LEARNING_RATE), np.random.default_rng(0)
+        for _ in range(3):
+            t0 = time.perf_counter()
+            steps.epoch(seqs, C.SEQUENCE_BATCH, rng)
+            times.append(time.perf_counter() - t0)
+    sec = statistics.median(times[1:])  # the first epoch traces the graph
+    return {"rows": targets, "s/epoch": sec, "examples/s": targets / sec}
+
+
 def _converged(work: Path, tag: str) -> dict:
     """Both stages as notebook 03 runs them, on a 75/25 per-item split: stage 1, then the
     ranking and rating models with early stopping on validation and the refit (none above
@@ -257,6 +288,13 @@ for _tag, (_, _size, _scale) in SCALES.items():
               ("top-10 for all users", _top10_all)]
     if _size == "ml-25m":  # 1e10 logits an epoch: the full softmax is not run there
         _cases = [c for c in _cases if "over all movies" not in c[0]]
+    else:
+        _cases += [
+            (f"sequential epoch, {n} movies read (softmax over all movies at every position)",
+             lambda w, t, n=n: _sequential(w, t, n)) for n in (20, C.SEQUENCE_MAX_LEN)] + [
+            (f"sequential epoch, {C.SEQUENCE_MAX_LEN} movies read, Keras fit with "
+             f"per-position weights (reference)",
+             lambda w, t: _sequential(w, t, C.SEQUENCE_MAX_LEN, keras_fit=True))]
     for _name, _fn in _cases:
         case(f"{_name}, {_tag}", _group, repeat=1)(lambda work, fn=_fn, tag=_tag: fn(work, tag))
 

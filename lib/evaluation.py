@@ -329,10 +329,18 @@ def popularity_scores(train: sp.csr_matrix):
     return lambda rows: np.broadcast_to(counts, (len(rows), len(counts)))
 
 
-def ease_scores(train: sp.csr_matrix, l2: float = 500.0):
+def ease_gram(train: sp.csr_matrix) -> np.ndarray:
+    """X'X as a dense float64 array: what `ease_scores` starts from (computed once when
+    several L2 strengths are tried on the same matrix)."""
+    dense = train.toarray().astype(np.float32)  # BLAS: 0.5 s at ML-1M size, sparse 1.3 s
+    return (dense.T @ dense).astype(np.float64)
+
+
+def ease_scores(train: sp.csr_matrix, l2: float = 500.0, gram: np.ndarray | None = None):
     """EASE (Steck 2019): item-item weights B = I - P diagMat(1/diag(P)), P = (X'X + l2 I)^-1,
-    with diag(B) = 0; scores X B. Closed form, a few lines of numpy."""
-    gram = (train.T @ train).toarray().astype(np.float64)
+    with diag(B) = 0; scores X B. Closed form, a few lines of numpy. `gram`: X'X from
+    `ease_gram`, when it is already made (not changed here)."""
+    gram = ease_gram(train) if gram is None else gram.copy()
     gram[np.diag_indices_from(gram)] += l2
     p = np.linalg.inv(gram)
     b = (p / -np.diag(p)).astype(np.float32)

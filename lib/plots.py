@@ -213,6 +213,53 @@ def training_curves(history: pd.DataFrame, columns: list[str], title: str):
     return fig, inter
 
 
+def attention_map(weights: np.ndarray, titles: list[list[str]], picks: list[str],
+                  users: list[int], title: str):
+    """What the sequential model's last position attended to, one row per user: a cell
+    per movie of the history (latest on the right), shaded by its attention weight and
+    labelled with its title; the model's top pick beside each row."""
+    n_users, n_cols = weights.shape
+    fig, ax = plt.subplots(figsize=(2.1 * n_cols + 2.5, 1.1 * n_users + 0.8))
+    im = ax.imshow(weights, cmap="Blues", vmin=0, vmax=max(float(weights.max()), 1e-9),
+                   aspect="auto")
+    for i in range(n_users):
+        for j in range(n_cols):
+            text = titles[i][j]
+            short = text if len(text) <= 24 else text[:22] + "…"
+            ax.text(j, i, short, ha="center", va="center", fontsize=7,
+                    color="white" if weights[i, j] > 0.6 * weights.max() else "black")
+    ax.set_yticks(range(n_users), [f"user {u}\n→ {p[:28]}" for u, p in zip(users, picks,
+                                                                           strict=True)])
+    ax.set_xticks(range(n_cols), [f"{n_cols - j} back" if j < n_cols - 1 else "latest"
+                                  for j in range(n_cols)])
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(im, ax=ax, shrink=0.8, label="attention")
+    fig.tight_layout()
+    inter = px.imshow(weights, x=[f"{n_cols - j}" for j in range(n_cols)],
+                      y=[f"user {u}" for u in users], color_continuous_scale="Blues",
+                      title=title, labels={"x": "movies back", "color": "attention"})
+    inter.update_traces(customdata=np.array(titles, dtype=object),
+                        hovertemplate="%{customdata}<br>attention %{z:.3f}<extra></extra>")
+    return fig, inter
+
+
+def history_length(frame: pd.DataFrame, title: str):
+    """A metric against how many of their latest movies the model was given (`frame`:
+    one column per model or metric, indexed by that number)."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.2))
+    for col in frame.columns:
+        ax.plot(frame.index, frame[col], marker="o", label=col)
+    ax.set(xscale="log", xlabel="latest movies given", title=title)
+    ax.set_xticks(frame.index, [str(n) for n in frame.index])
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    long = frame.rename_axis("movies given").reset_index().melt(id_vars="movies given")
+    inter = px.line(long, x="movies given", y="value", color="variable", markers=True,
+                    log_x=True, title=title)
+    return fig, inter
+
+
 # --- embeddings ------------------------------------------------------------------------
 
 def reduce_2d(vectors: np.ndarray, method: str = "tsne", *, seed: int = C.SEED,

@@ -284,9 +284,11 @@ class Engine:
             if self.sequential is None and self._sequential_where is not None:
                 from lib import artifacts, sequential
                 dataset, root, serving = self._sequential_where
-                self.sequential = artifacts.load_sequential(dataset, root, serving=serving,
-                                                            ids=self.ids)
-                self._next_encoder = sequential.encoder(self.sequential.model)
+                loaded = artifacts.load_sequential(dataset, root, serving=serving, ids=self.ids)
+                self._next_encoder = sequential.encoder(loaded.model)
+                sequential.next_scores(loaded.model, loaded.seqs[:1],
+                                       encode=self._next_encoder)  # traced before requests
+                self.sequential = loaded
         return self.sequential
 
     def next_for(self, user_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:

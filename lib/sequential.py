@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+import weakref
 from dataclasses import dataclass, field
 
 import keras
@@ -30,6 +31,9 @@ from lib import evaluation as ev
 
 log = logging.getLogger(__name__)
 PAD = 0
+# Built once per model: its encoder and that encoder's compiled last-position function.
+_ENCODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def histories(ratings: pd.DataFrame, ids, max_len: int) -> tuple[np.ndarray, np.ndarray]:
@@ -180,37 +184,72 @@ def next_targets(seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return inputs, targets, weights
 
 
-class _Steps:
+class Steps:
     """Compiled training steps: the movies' logits made at the positions that have a
-    target only (padding skipped), a softmax cross-entropy over all movies there, Adam.
-    Half the time of Keras `fit` with per-position sample weights at ML-1M size (5.7 s
-    against 10.3 s an epoch at 20 movies read, 12.9 s against 14.2 s at 50)."""
+    target only (padding skipped), a softmax cross-entropy there, Adam.
 
-    def __init__(self, model: keras.Model, learning_rate: float):
+    ``loss="full"`` takes the softmax over all movies (SASRec+); ``"sampled"`` over each
+    position's target and `negatives` movies drawn by popularity for the whole batch,
+    corrected by their sampling probability (`losses.sampled_softmax`, as stage 2 does
+    for large catalogues); ``"auto"``: sampled above `config.SEQUENCE_FULL_MAX_MOVIES`
+    movies. Half the time of Keras `fit` with per-position sample weights at ML-1M size
+    (`python -m lib bench --group train`).
+
+    Args:
+        counts: training ratings per movie, for the sampled softmax's popularity.
+    """
+
+    def __init__(self, model: keras.Model, learning_rate: float, *, loss: str = "auto",
+                 counts: np.ndarray | None = None, negatives: int = C.SAMPLED_NEGATIVES,
+                 seed: int = C.SEED):
         import tensorflow as tf
+
+        from lib import losses
         self.model, self.encode = model, encoder(model)
         self.table = model.get_layer("movie_table").movies
+        n_movies = int(self.table.shape[0]) - 1
+        if loss == "auto":
+            loss = "sampled" if n_movies > C.SEQUENCE_FULL_MAX_MOVIES else "full"
+        if loss not in ("full", "sampled"):
+            raise ValueError(f"loss must be 'full', 'sampled' or 'auto', not {loss!r}")
+        self.loss = loss
         self.optimizer = keras.optimizers.Adam(learning_rate)
         self.optimizer.build(model.trainable_variables)
-        tf_ = tf
+        counts = np.ones(n_movies) if counts is None else np.asarray(counts, float) + 1e-3
+        log_q = tf.constant(losses.sampling_log_q(counts, negatives))
+        zeros = tf.zeros(n_movies)
+        self.calls = tf.Variable([seed, 0], dtype=tf.int32, trainable=False)
 
-        @tf.function(reduce_retracing=True)
+        def objective(h, y):
+            movies = self.table[1:]
+            if loss == "full":
+                return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+                    y, tf.matmul(h, movies, transpose_b=True)))
+            # the same negatives for the same seed and step
+            drawn = losses.draw_negatives(log_q, negatives, self.calls.assign_add([0, 1]))
+            return losses.sampled_softmax(h, movies, zeros, tf.range(tf.shape(h)[0]), y,
+                                          drawn, log_q)
+
+        n = model.input_shape[1]  # one trace for every batch size
+
+        @tf.function(input_signature=[tf.TensorSpec([None, n], tf.int32),
+                                      tf.TensorSpec([None, n], tf.int32),
+                                      tf.TensorSpec([None, n], tf.float32)])
         def step(x, y, w):
-            with tf_.GradientTape() as tape:
+            with tf.GradientTape() as tape:
                 keep = w > 0
-                h = tf_.boolean_mask(self.encode(x, training=True), keep)
-                logits = tf_.matmul(h, self.table[1:], transpose_b=True)
-                loss = tf_.reduce_mean(tf_.nn.sparse_softmax_cross_entropy_with_logits(
-                    tf_.boolean_mask(y, keep), logits))
+                h = tf.boolean_mask(self.encode(x, training=True), keep)
+                loss_value = objective(h, tf.boolean_mask(y, keep))
             variables = model.trainable_variables
-            self.optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-            return loss, tf_.reduce_sum(tf_.cast(keep, "float32"))
+            grads = tape.gradient(loss_value, variables)
+            self.optimizer.apply_gradients(zip(grads, variables, strict=True))
+            return loss_value, tf.reduce_sum(tf.cast(keep, "float32"))
 
         self.step = step
 
     def epoch(self, seqs: np.ndarray, batch_size: int, rng) -> float:
         """One pass over `seqs` in shuffled batches; the mean loss per target."""
-        inputs, targets, weights = next_targets(seqs)
+        inputs, targets, weights = next_targets(np.asarray(seqs, np.int32))
         order = rng.permutation(len(seqs))
         total = count = 0.0
         for at in range(0, len(order), batch_size):
@@ -225,33 +264,61 @@ class _Steps:
 def train_sequential_model(model: keras.Model, seqs: np.ndarray, *, epochs: int = 20,
                            batch_size: int = C.SEQUENCE_BATCH,
                            learning_rate: float = C.SEQUENCE_LEARNING_RATE,
+                           loss: str = "auto", negatives: int = C.SAMPLED_NEGATIVES,
                            seed: int = C.SEED) -> pd.DataFrame:
     """A fixed number of epochs (the SASRec+ recipe: softmax over all movies at every
-    position, Adam, shuffled batches); `seqs` as from `histories`. Returns one row per
-    epoch (loss). `fit_sequential` chooses the epochs on validation instead."""
+    position, Adam, shuffled batches; `loss` and `negatives` as in `Steps`); `seqs` as
+    from `histories`. Returns one row per epoch (loss). `fit_sequential` chooses the
+    epochs on validation instead."""
     keras.utils.set_random_seed(seed)
-    steps, rng = _Steps(model, learning_rate), np.random.default_rng(seed)
+    counts = np.bincount(seqs[seqs != PAD] - 1, minlength=model.output_shape[-1])
+    steps = Steps(model, learning_rate, loss=loss, counts=counts, negatives=negatives,
+                  seed=seed)
+    rng = np.random.default_rng(seed)
     losses = [steps.epoch(seqs, batch_size, rng) for _ in range(epochs)]
     return pd.DataFrame({"loss": losses}).rename_axis("epoch")
 
 
 def encoder(model: keras.Model) -> keras.Model:
-    """The model up to its last vector per position (users, max_len, dim)."""
-    return keras.Model(model.input, model.get_layer("final_norm").output)
+    """The model up to its last vector per position (users, max_len, dim); one per model
+    (kept while the model lives)."""
+    if model not in _ENCODERS:
+        _ENCODERS[model] = keras.Model(model.input, model.get_layer("final_norm").output)
+    return _ENCODERS[model]
 
 
-def next_scores(model: keras.Model, seqs: np.ndarray, batch_size: int = 512,
+def next_scores(model: keras.Model, seqs: np.ndarray, batch_size: int = 1024,
                 encode: keras.Model | None = None) -> np.ndarray:
     """Scores of every movie as the next one after each history (users, n_movies): the
     last position's vector times the movie table (the other positions' logits are never
-    made). `encode` (from `encoder`) spares building it again."""
-    encode = encode or encoder(model)
-    last = np.zeros((len(seqs), encode.output_shape[-1]), np.float32)
+    made), in compiled batches. `encode` (from `encoder`) spares building it again."""
+    forward = _last_vector(encode or encoder(model))
+    last = np.zeros((len(seqs), model.get_layer("movie_table").dim), np.float32)
     for at in range(0, len(seqs), batch_size):
-        last[at:at + batch_size] = np.asarray(
-            encode(seqs[at:at + batch_size], training=False))[:, -1, :]
+        last[at:at + batch_size] = forward(np.asarray(seqs[at:at + batch_size],
+                                                      np.int32)).numpy()
     table = keras.ops.convert_to_numpy(model.get_layer("movie_table").movies)[1:]
     return last @ table.T
+
+
+def _last_vector(encode: keras.Model):
+    """The encoder's last-position vector as one compiled function per encoder (a
+    third of the eager call's time at ML-1M size)."""
+    if encode not in _FORWARDS:
+        import tensorflow as tf
+
+        @tf.function(input_signature=[tf.TensorSpec([None, encode.input_shape[1]], tf.int32)])
+        def forward(x):
+            return encode(x, training=False)[:, -1, :]
+        _FORWARDS[encode] = forward
+    return _FORWARDS[encode]
+
+
+def keep_last(seqs: np.ndarray, n: int) -> np.ndarray:
+    """The same histories with all but their latest `n` movies turned to padding."""
+    out = seqs.copy()
+    out[:, :max(0, seqs.shape[1] - n)] = PAD
+    return out
 
 
 def attention(model: keras.Model, seqs: np.ndarray) -> np.ndarray:
@@ -309,8 +376,8 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
                    learning_rate: float = C.SEQUENCE_LEARNING_RATE,
                    batch_size: int = C.SEQUENCE_BATCH, epochs: int = C.SEQUENCE_MAX_EPOCHS,
                    patience: int = C.SEQUENCE_PATIENCE, budget: float | None = None,
-                   order: str = "time", k: int = C.DEFAULT_K, seed: int = C.SEED,
-                   progress: bool = True) -> Sequential:
+                   order: str = "time", loss: str = "auto", k: int = C.DEFAULT_K,
+                   seed: int = C.SEED, progress: bool = True) -> Sequential:
     """Train the sequential model on `train` with the epochs chosen on validation.
 
     Each user's latest training movie is held out: the model trains on the movies before
@@ -327,6 +394,7 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
         order: ``"time"``, or ``"shuffled"`` for the control (`shuffled`: each user's
             order destroyed, same movies; the test input stays in time order).
         budget: seconds for the epochs (None: no limit).
+        loss: the softmax over all movies or a sampled one (`Steps`).
 
     Raises:
         ValueError: bad `order`, `max_len` < 2 or `patience` < 1.
@@ -351,7 +419,9 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
     model = build_sequential_model(ids.n_movies, dim, max_len=max_len, blocks=blocks,
                                    heads=heads, dropout=dropout, movie_init=movie_init,
                                    seed=seed)
-    steps, rng = _Steps(model, learning_rate), np.random.default_rng(seed)
+    counts = np.bincount(fit_seqs[fit_seqs != PAD] - 1, minlength=ids.n_movies)
+    steps = Steps(model, learning_rate, loss=loss, counts=counts, seed=seed)
+    rng = np.random.default_rng(seed)
     rows, best, best_weights, stop = [], -1.0, None, "cap"
     start = time.perf_counter()
     for epoch in range(epochs):
@@ -372,7 +442,8 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
             stop = "patience"
             break
         spent = time.perf_counter() - start
-        if budget is not None and spent + max(r["seconds"] for r in rows) > budget:
+        # the latest epoch is the guess for the next one (the first also traced the steps)
+        if budget is not None and spent + rows[-1]["seconds"] > budget:
             stop = "budget"
             break
     model.set_weights(best_weights)
@@ -381,6 +452,7 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
                 "shuffled": order == "shuffled", "max_len": max_len, "dim": dim,
                 "blocks": blocks, "heads": heads, "dropout": dropout,
                 "learning_rate": learning_rate, "batch_size": batch_size, "seed": seed,
+                "loss": steps.loss,
                 "k": k, "epochs": int(history["validation"].idxmax()) + 1,
                 "epochs_run": len(history), "stop": stop, "validation_ndcg": best,
                 "validation_users": int(has_val.sum()),

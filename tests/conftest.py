@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -79,9 +80,10 @@ def write_latest(folder: Path) -> Path:
     return folder
 
 
-def save_untrained_models(dataset, root: Path, seed: int = 1):
-    """Stage 1 and stage 2 models built (not trained) and saved as the notebooks save them:
-    for tests of files and answers, where the weights do not matter."""
+def save_untrained_models(dataset, root: Path, seed: int = 1, sequential: bool = False):
+    """Stage 1 and stage 2 models (and with `sequential` notebook 06's model) built, not
+    trained, and saved as the notebooks save them: for tests of files and answers, where
+    the weights do not matter."""
     import pandas as pd
 
     from lib import artifacts, stages
@@ -103,6 +105,14 @@ def save_untrained_models(dataset, root: Path, seed: int = 1):
                        {}, settings)
     artifacts.save_stage2(s2, ids, dataset, split="per-item 0.75 seed 1",
                           metrics={"ndcg@10": 0.25}, root=root)
+    if sequential:
+        from lib import sequential as S
+        users, seqs = S.histories(dataset.ratings, ids, 10)
+        table = np.zeros((ids.n_users, 10), np.int32)
+        table[users] = seqs
+        model = S.build_sequential_model(ids.n_movies, 8, max_len=10, seed=seed)
+        fitted = S.Sequential(model, pd.DataFrame({"loss": [0.0]}), {"seed": seed}, table)
+        artifacts.save_sequential(fitted, ids, dataset, split="leave-last-1", root=root)
     return ids, s1, s2
 
 

@@ -294,7 +294,7 @@ def test_readme_examples_run_as_written_on_the_default_data(tmp_path, capsys, mo
     stands in for it offline), every `python -m lib recommend` line of the README works."""
     data = tmp_path / "data"
     ds = load_dataset("synthetic", data)
-    save_untrained_models(ds, tmp_path / "models")
+    save_untrained_models(ds, tmp_path / "models", sequential=True)  # as after `make run`
     monkeypatch.setattr(C, "MODELS_DIR", tmp_path / "models")
     monkeypatch.setattr(C, "DATA_DIR", data)
     monkeypatch.setenv(C.HEADLESS_ENV, "1")

@@ -76,7 +76,8 @@ def test_tastes_drift_from_one_favourite_genre_to_another(ml1m_sized):
     truth = load_truth(ml1m_sized / "synthetic")
     frm, to = truth["drift_from"], truth["drift_to"]
     users = np.arange(len(frm))
-    assert truth["favourite_genres"][users, frm].all() and truth["favourite_genres"][users, to].all()
+    favourite = truth["favourite_genres"]
+    assert favourite[users, frm].all() and favourite[users, to].all()
     assert (frm != to).all()
     ordered = ds.ratings.sort_values([C.USER_COL, C.TIMESTAMP_COL], kind="stable")
     genres_of = truth["movie_genres"]
