@@ -228,16 +228,16 @@ def attention_map(weights: np.ndarray, titles: list[list[str]], picks: list[str]
             short = text if len(text) <= 24 else text[:22] + "…"
             ax.text(j, i, short, ha="center", va="center", fontsize=7,
                     color="white" if weights[i, j] > 0.6 * weights.max() else "black")
-    ax.set_yticks(range(n_users), [f"user {u}\n→ {p[:28]}" for u, p in zip(users, picks,
-                                                                           strict=True)])
-    ax.set_xticks(range(n_cols), [f"{n_cols - j} back" if j < n_cols - 1 else "latest"
+    ax.set_yticks(range(n_users), [f"user {u}\n→ {p if len(p) <= 34 else p[:32] + '…'}"
+                                   for u, p in zip(users, picks, strict=True)])
+    ax.set_xticks(range(n_cols), [f"{n_cols - 1 - j} before" if j < n_cols - 1 else "latest"
                                   for j in range(n_cols)])
     ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, shrink=0.8, label="attention")
     fig.tight_layout()
-    inter = px.imshow(weights, x=[f"{n_cols - j}" for j in range(n_cols)],
+    inter = px.imshow(weights, x=[f"{n_cols - 1 - j} before" for j in range(n_cols)],
                       y=[f"user {u}" for u in users], color_continuous_scale="Blues",
-                      title=title, labels={"x": "movies back", "color": "attention"})
+                      title=title, labels={"x": "position", "color": "attention"})
     inter.update_traces(customdata=np.array(titles, dtype=object),
                         hovertemplate="%{customdata}<br>attention %{z:.3f}<extra></extra>")
     return fig, inter
