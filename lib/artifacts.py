@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
 import time
 from importlib import metadata
 from pathlib import Path
@@ -443,6 +444,14 @@ def has_sequential(dataset: str, root: Path | str | None = None, *,
                    serving: bool = False) -> bool:
     """Whether a sequential model was saved for `dataset` (serving or a notebook's)."""
     return (stage_dir(dataset, SEQUENTIAL, root, serving=serving) / MANIFEST).is_file()
+
+
+def remove_sequential(dataset: str, root: Path | str | None = None, *,
+                      serving: bool = False) -> None:
+    """Delete a saved sequential model (nothing to do when there is none)."""
+    folder = stage_dir(dataset, SEQUENTIAL, root, serving=serving)
+    if folder.is_dir():
+        shutil.rmtree(folder)
 
 
 def load_sequential(dataset, root: Path | str | None = None, *, serving: bool = False,

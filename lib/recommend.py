@@ -7,6 +7,7 @@ Everything crosses between MovieLens ids and rows through the id map.
 from __future__ import annotations
 
 import functools
+import logging
 import threading
 import unicodedata
 from pathlib import Path
@@ -17,6 +18,8 @@ import scipy.sparse as sp
 
 from lib import config as C
 from lib import evaluation as ev
+
+log = logging.getLogger(__name__)
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
@@ -283,11 +286,16 @@ class Engine:
         with self._sequential_lock:  # TensorFlow is imported once, by one thread
             if self.sequential is None and self._sequential_where is not None:
                 from lib import artifacts, sequential
+                from lib.errors import ArtifactError
                 dataset, root, serving = self._sequential_where
-                loaded = artifacts.load_sequential(dataset, root, serving=serving, ids=self.ids)
-                self._next_encoder = sequential.encoder(loaded.model)
-                sequential.next_scores(loaded.model, loaded.seqs[:1],
-                                       encode=self._next_encoder)  # traced before requests
+                try:
+                    loaded = artifacts.load_sequential(dataset, root, serving=serving,
+                                                       ids=self.ids)
+                except ArtifactError as exc:  # optional: the rest answers without it
+                    log.warning("no 'next for you' lists: %s", exc)
+                    self._sequential_where = None
+                    return None
+                sequential.next_scores(loaded.model, loaded.seqs[:1])  # traced now
                 self.sequential = loaded
         return self.sequential
 
@@ -309,15 +317,14 @@ class Engine:
         if k < 1:
             raise ValueError("k must be at least 1")
         seq = model.seqs[[row]]
-        scores = sequential.next_scores(model.model, seq, encode=self._next_encoder)[0]
+        scores = sequential.next_scores(model.model, seq)[0]
         scores[self.seen(row)] = -np.inf
         top = ev.top_k(scores[None, :], min(k, len(scores)))[0]
         top = top[top >= 0]
         out = self._frame(top, scores[top])
         weights = sequential.attention(model.model, seq)[0, -1]
-        order = np.argsort(-weights, kind="stable")
-        after = [int(seq[0, i]) - 1 for i in order[:2] if seq[0, i] != sequential.PAD]
-        out.attrs["after"] = self._frame(np.array(after, int), weights[order[:len(after)]])
+        order = [i for i in np.argsort(-weights, kind="stable") if seq[0, i] != sequential.PAD]
+        out.attrs["after"] = self._frame(seq[0, order[:2]].astype(int) - 1, weights[order[:2]])
         return out
 
     def similar(self, movie_id: int, k: int = C.DEFAULT_K) -> pd.DataFrame:

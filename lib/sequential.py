@@ -32,18 +32,16 @@ from lib import evaluation as ev
 log = logging.getLogger(__name__)
 PAD = 0
 # Built once per model: its encoder and that encoder's compiled last-position function.
-_ENCODERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-_FORWARDS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CACHE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def histories(ratings: pd.DataFrame, ids, max_len: int) -> tuple[np.ndarray, np.ndarray]:
-    """Each user's latest `max_len` movies in time order (ties by movie id), as movie
-    rows + 1, left-padded with 0. Returns ``(user rows, histories)``."""
-    frame = ratings.assign(_user=ids.user_rows(ratings[C.USER_COL].to_numpy()),
-                           _movie=ids.movie_rows(ratings[C.MOVIE_COL].to_numpy()) + 1)
-    frame = frame.sort_values(["_user", C.TIMESTAMP_COL, C.MOVIE_COL], kind="stable")
-    users = frame["_user"].to_numpy()
-    movies = frame["_movie"].to_numpy()
+    """Each user's latest `max_len` movies in time order (ties in file order, as
+    `evaluation.split_last` breaks them), as movie rows + 1, left-padded with 0. Returns
+    ``(user rows, histories)``."""
+    order = _time_order(ratings)
+    users = ids.user_rows(ratings[C.USER_COL].to_numpy()[order])
+    movies = ids.movie_rows(ratings[C.MOVIE_COL].to_numpy()[order]) + 1
     starts = np.flatnonzero(np.r_[True, users[1:] != users[:-1]])
     ends = np.r_[starts[1:], len(users)]
     out = np.zeros((len(starts), max_len), np.int32)
@@ -53,17 +51,29 @@ def histories(ratings: pd.DataFrame, ids, max_len: int) -> tuple[np.ndarray, np.
     return users[starts], out
 
 
-def shuffled(ratings: pd.DataFrame, seed: int = C.SEED) -> pd.DataFrame:
-    """The same ratings with each user's timestamps handed out at random among their
-    movies: the order destroyed, the movies kept (the control of a sequential model)."""
+def _time_order(ratings: pd.DataFrame) -> np.ndarray:
+    """Row order by user, then time, ties in file order (`evaluation.split_last`'s rule)."""
+    return np.lexsort((np.arange(len(ratings)), ratings[C.TIMESTAMP_COL].to_numpy(),
+                       ratings[C.USER_COL].to_numpy()))
+
+
+def shuffled_before_latest(ratings: pd.DataFrame, seed: int = C.SEED) -> pd.DataFrame:
+    """The same ratings with each user's movies before their latest one in a random
+    order (their timestamps handed out at random among them; the latest stays last):
+    order and recency destroyed, the movies and the validation movie kept (the control
+    of a sequential model)."""
     rng = np.random.default_rng(seed)
-    users = ratings[C.USER_COL].to_numpy()
-    by_key = np.lexsort((rng.random(len(users)), users))
-    by_time = np.lexsort((ratings[C.TIMESTAMP_COL].to_numpy(), users))
-    times = ratings[C.TIMESTAMP_COL].to_numpy()
+    order = _time_order(ratings)
+    users = ratings[C.USER_COL].to_numpy()[order]
+    times = ratings[C.TIMESTAMP_COL].to_numpy()[order].astype(np.int64)
+    latest = np.r_[users[1:] != users[:-1], True]
+    key = np.where(latest, 2.0, rng.random(len(order)))  # the latest sorts last
+    by_key = np.lexsort((key, users))
     out = np.empty_like(times)
-    out[by_key] = times[by_time]
-    return ratings.assign(**{C.TIMESTAMP_COL: out})
+    out[by_key] = np.arange(len(times))  # a rank within the sorted frame: strictly ordered
+    new_times = np.empty_like(times)
+    new_times[order] = out
+    return ratings.assign(**{C.TIMESTAMP_COL: new_times})
 
 
 @keras.saving.register_keras_serializable(package="movielens")
@@ -98,12 +108,17 @@ def _encode(layer, history, *, blocks: int, training=None, attention: bool = Fal
     """The forward pass up to the final norm, from the model's layers (`layer(name)`):
     one definition for the Keras model and for reading its attention. With `attention`
     also the attention weights of every block (users, heads, max_len, max_len)."""
-    real = ops.cast(ops.not_equal(history, PAD), "float32")[:, :, None]
+    keys = ops.not_equal(history, PAD)
+    real = ops.cast(keys, "float32")[:, :, None]
+    # a position attends to the real movies up to itself (the causal mask is added by the
+    # layer): never to padding
+    allowed = ops.logical_and(keys[:, None, :], ops.ones_like(keys)[:, :, None])
     x = layer("input_dropout")(layer("movie_table")(history), training=training) * real
     weights = []
     for b in range(blocks):
         h = layer(f"block{b}_norm1")(x)
-        out = layer(f"block{b}_attention")(h, h, use_causal_mask=True, training=training,
+        out = layer(f"block{b}_attention")(h, h, attention_mask=allowed, use_causal_mask=True,
+                                           training=training,
                                            return_attention_scores=attention)
         if attention:
             out, w = out
@@ -175,13 +190,13 @@ def blocks_of(model: keras.Model) -> int:
     return sum(layer.name.endswith("_attention") for layer in model.layers)
 
 
-def next_targets(seqs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Inputs, next-movie targets (movie rows) and weights for training: at position t the
-    target is the movie at t + 1; positions whose input or target is padding weigh 0."""
-    inputs = np.concatenate([np.zeros((len(seqs), 1), seqs.dtype), seqs[:, :-1]], axis=1)
-    weights = ((inputs != PAD) & (seqs != PAD)).astype(np.float32)
-    targets = np.maximum(seqs - 1, 0)
-    return inputs, targets, weights
+def next_targets(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Inputs, next-movie targets (movie rows) and weights for training from windows of
+    max_len + 1 movies: the input is the first max_len, the target at each position the
+    movie after it; positions whose input or target is padding weigh 0."""
+    inputs, after = windows[:, :-1], windows[:, 1:]
+    weights = ((inputs != PAD) & (after != PAD)).astype(np.float32)
+    return inputs, np.maximum(after - 1, 0), weights
 
 
 class Steps:
@@ -247,10 +262,11 @@ class Steps:
 
         self.step = step
 
-    def epoch(self, seqs: np.ndarray, batch_size: int, rng) -> float:
-        """One pass over `seqs` in shuffled batches; the mean loss per target."""
-        inputs, targets, weights = next_targets(np.asarray(seqs, np.int32))
-        order = rng.permutation(len(seqs))
+    def epoch(self, windows: np.ndarray, batch_size: int, rng) -> float:
+        """One pass over `windows` (max_len + 1 movies each, `next_targets`) in shuffled
+        batches; the mean loss per target."""
+        inputs, targets, weights = next_targets(np.asarray(windows, np.int32))
+        order = rng.permutation(len(windows))
         total = count = 0.0
         for at in range(0, len(order), batch_size):
             rows = order[at:at + batch_size]
@@ -268,9 +284,12 @@ def train_sequential_model(model: keras.Model, seqs: np.ndarray, *, epochs: int 
                            seed: int = C.SEED) -> pd.DataFrame:
     """A fixed number of epochs (the SASRec+ recipe: softmax over all movies at every
     position, Adam, shuffled batches; `loss` and `negatives` as in `Steps`); `seqs` as
-    from `histories`. Returns one row per epoch (loss). `fit_sequential` chooses the
-    epochs on validation instead."""
+    from `histories`: of max_len movies, every position but the first is trained; of
+    max_len + 1 (`next_targets`), every one. Returns one row per epoch (loss).
+    `fit_sequential` chooses the epochs on validation instead."""
     keras.utils.set_random_seed(seed)
+    if seqs.shape[1] == model.input_shape[1]:
+        seqs = np.concatenate([np.zeros((len(seqs), 1), seqs.dtype), seqs], axis=1)
     counts = np.bincount(seqs[seqs != PAD] - 1, minlength=model.output_shape[-1])
     steps = Steps(model, learning_rate, loss=loss, counts=counts, negatives=negatives,
                   seed=seed)
@@ -282,36 +301,35 @@ def train_sequential_model(model: keras.Model, seqs: np.ndarray, *, epochs: int 
 def encoder(model: keras.Model) -> keras.Model:
     """The model up to its last vector per position (users, max_len, dim); one per model
     (kept while the model lives)."""
-    if model not in _ENCODERS:
-        _ENCODERS[model] = keras.Model(model.input, model.get_layer("final_norm").output)
-    return _ENCODERS[model]
+    return _cached(model)[0]
 
 
-def next_scores(model: keras.Model, seqs: np.ndarray, batch_size: int = 1024,
-                encode: keras.Model | None = None) -> np.ndarray:
+def _cached(model: keras.Model):
+    """The model's encoder and its compiled last-position function (a third of the eager
+    call's time at ML-1M size), made once; neither holds the model itself, so the entry
+    goes when the model does."""
+    if model not in _CACHE:
+        import tensorflow as tf
+        encode = keras.Model(model.input, model.get_layer("final_norm").output)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, encode.input_shape[1]], tf.int32)])
+        def forward(x):
+            return encode(x, training=False)[:, -1, :]
+        _CACHE[model] = (encode, forward)
+    return _CACHE[model]
+
+
+def next_scores(model: keras.Model, seqs: np.ndarray, batch_size: int = 1024) -> np.ndarray:
     """Scores of every movie as the next one after each history (users, n_movies): the
     last position's vector times the movie table (the other positions' logits are never
-    made), in compiled batches. `encode` (from `encoder`) spares building it again."""
-    forward = _last_vector(encode or encoder(model))
+    made), in compiled batches."""
+    forward = _cached(model)[1]
     last = np.zeros((len(seqs), model.get_layer("movie_table").dim), np.float32)
     for at in range(0, len(seqs), batch_size):
         last[at:at + batch_size] = forward(np.asarray(seqs[at:at + batch_size],
                                                       np.int32)).numpy()
     table = keras.ops.convert_to_numpy(model.get_layer("movie_table").movies)[1:]
     return last @ table.T
-
-
-def _last_vector(encode: keras.Model):
-    """The encoder's last-position vector as one compiled function per encoder (a
-    third of the eager call's time at ML-1M size)."""
-    if encode not in _FORWARDS:
-        import tensorflow as tf
-
-        @tf.function(input_signature=[tf.TensorSpec([None, encode.input_shape[1]], tf.int32)])
-        def forward(x):
-            return encode(x, training=False)[:, -1, :]
-        _FORWARDS[encode] = forward
-    return _FORWARDS[encode]
 
 
 def keep_last(seqs: np.ndarray, n: int) -> np.ndarray:
@@ -355,9 +373,15 @@ class Sequential:
     def scores(self):
         """``score(user_rows)`` for `evaluation.evaluate_ranking`: every movie as the next
         one after the user's whole training history."""
-        encode = encoder(self.model)
-        return lambda rows: next_scores(self.model, self.seqs[np.asarray(rows)],
-                                        encode=encode)
+        return lambda rows: next_scores(self.model, self.seqs[np.asarray(rows)])
+
+    def reading(self, ratings: pd.DataFrame, ids) -> Sequential:
+        """The same model reading each user's movies of `ratings` (e.g. all of them, for
+        the engine's "next" lists) instead of the training histories."""
+        users, seqs = histories(ratings, ids, self.seqs.shape[1])
+        full = np.zeros_like(self.seqs)
+        full[users] = seqs
+        return Sequential(self.model, self.history, self.settings, full, self.manifest)
 
     def summary(self) -> str:
         """One line for a notebook: epochs chosen, the validation score, the time."""
@@ -383,7 +407,9 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
     Each user's latest training movie is held out: the model trains on the movies before
     it, and after every epoch scores it after them (full ranking over the movies the user
     has not rated, nDCG@k); the best epoch's weights are kept, and training stops after
-    `patience` epochs without a better score, at `epochs`, or (with a `budget` in seconds)
+    `patience` epochs without a better score (and at least `config.PATIENCE_STEPS` updates,
+    stage 2's rule: small data makes few updates an epoch, and its validation score can sit
+    flat for a while before it climbs), at `epochs`, or (with a `budget` in seconds)
     when another epoch would pass it. The returned model reads each user's whole training
     history, validation movie included, as SASRec does (no refit).
 
@@ -391,13 +417,16 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
         train: training ratings (with timestamps).
         ids: the dataset's `IdMap`.
         movie_init: stage-1 movie vectors to start from (None: random).
-        order: ``"time"``, or ``"shuffled"`` for the control (`shuffled`: each user's
-            order destroyed, same movies; the test input stays in time order).
+        order: ``"time"``, or ``"shuffled"`` for the control: all of each user's movies
+            before their validation movie shuffled (`shuffled_before_latest`: order and
+            recency destroyed, same movies, same validation movie); the test input stays
+            in time order.
         budget: seconds for the epochs (None: no limit).
         loss: the softmax over all movies or a sampled one (`Steps`).
 
     Raises:
-        ValueError: bad `order`, `max_len` < 2 or `patience` < 1.
+        ValueError: bad `order`, `max_len` < 2, `patience` or `epochs` < 1, or no user with
+            two training movies.
     """
     if order not in ("time", "shuffled"):
         raise ValueError(f"order must be 'time' or 'shuffled', got {order!r}")
@@ -405,32 +434,39 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
         raise ValueError(f"max_len must be at least 2, patience and epochs at least 1 "
                          f"(got {max_len}, {patience}, {epochs})")
     keras.utils.set_random_seed(seed)
-    fit_on = shuffled(train, seed) if order == "shuffled" else train
-    _, long = histories(fit_on, ids, max_len + 1)
-    fit_seqs, val_input = long[:, :-1], long[:, :-1]
-    has_val = (long[:, -1] != PAD) & (long[:, -2] != PAD)
-    val_target = long[has_val, -1] - 1
-    val_input = val_input[has_val]
-    users, seqs = histories(train, ids, max_len)
+    # Each user's latest training movie is the validation target; the max_len + 1 movies
+    # before it make the training window (inputs and targets), its last max_len the
+    # validation input. The control shuffles the movies before the target, not the target.
+    fit_on = shuffled_before_latest(train, seed) if order == "shuffled" else train
+    users, long = histories(fit_on, ids, max_len + 2)
+    before, target = long[:, :-1], long[:, -1]
+    has_val = (target != PAD) & (before[:, -1] != PAD)
+    if not has_val.any():
+        raise ValueError("no user has two training movies: the sequential model needs each "
+                         "user's latest movie for validation and one before it to read")
+    fit_seqs = before
+    val_input, val_target, val_rows = before[has_val, 1:], target[has_val] - 1, users[has_val]
+    seen = ev.interactions(train, ids)
+    _, seqs = histories(train, ids, max_len)
     full = np.zeros((ids.n_users, max_len), np.int32)
     full[users] = seqs
-    seen = ev.interactions(fit_on, ids)
-    val_rows = users[has_val]
     model = build_sequential_model(ids.n_movies, dim, max_len=max_len, blocks=blocks,
                                    heads=heads, dropout=dropout, movie_init=movie_init,
                                    seed=seed)
     counts = np.bincount(fit_seqs[fit_seqs != PAD] - 1, minlength=ids.n_movies)
     steps = Steps(model, learning_rate, loss=loss, counts=counts, seed=seed)
     rng = np.random.default_rng(seed)
+    steps_per_epoch = -(-len(fit_seqs) // batch_size)
+    wait = max(patience, -(-C.PATIENCE_STEPS // steps_per_epoch))
     rows, best, best_weights, stop = [], -1.0, None, "cap"
     start = time.perf_counter()
     for epoch in range(epochs):
         tick = time.perf_counter()
-        loss = steps.epoch(fit_seqs, batch_size, rng)
-        ranks = target_ranks(next_scores(model, val_input, encode=steps.encode),
+        epoch_loss = steps.epoch(fit_seqs, batch_size, rng)
+        ranks = target_ranks(next_scores(model, val_input),
                              val_target, seen, val_rows)
         ndcg = float(np.mean(np.where(ranks < k, 1 / np.log2(ranks + 2), 0)))
-        rows.append({"loss": loss, "validation": ndcg,
+        rows.append({"loss": epoch_loss, "validation": ndcg,
                      f"validation hr@{k}": float(np.mean(ranks < k)),
                      "seconds": time.perf_counter() - tick})
         if progress:
@@ -438,7 +474,7 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
                      epoch + 1, rows[-1]["loss"], k, ndcg, rows[-1]["seconds"])
         if ndcg > best:
             best, best_weights = ndcg, model.get_weights()
-        elif epoch + 1 - int(np.argmax([r["validation"] for r in rows])) - 1 >= patience:
+        elif epoch + 1 - int(np.argmax([r["validation"] for r in rows])) - 1 >= wait:
             stop = "patience"
             break
         spent = time.perf_counter() - start
@@ -455,6 +491,7 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
                 "loss": steps.loss,
                 "k": k, "epochs": int(history["validation"].idxmax()) + 1,
                 "epochs_run": len(history), "stop": stop, "validation_ndcg": best,
+                "patience_epochs": wait,
                 "validation_users": int(has_val.sum()),
                 "seconds": time.perf_counter() - start,
                 "epoch_seconds": float(history["seconds"].median())}

@@ -65,4 +65,6 @@ def train_serving(dataset, root: Path | str | None = None, *, seed: int = C.SEED
         seconds["sequential"] = time.perf_counter() - clock
         artifacts.save_sequential(seq, ids, dataset, split=artifacts.SERVING, root=root)
         lines.append(seq.summary())
+    else:  # an older one would answer beside models it was not trained with
+        artifacts.remove_sequential(dataset.name, root, serving=True)
     return Served(artifacts.serving_dir(dataset.name, root), seconds, "\n".join(lines))
