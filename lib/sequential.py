@@ -51,6 +51,15 @@ def histories(ratings: pd.DataFrame, ids, max_len: int) -> tuple[np.ndarray, np.
     return users[starts], out
 
 
+def by_user(ratings: pd.DataFrame, ids, max_len: int) -> np.ndarray:
+    """`histories` as one row per user row of `ids` (all padding for users without
+    ratings): what a model reads for a user, looked up by row."""
+    users, seqs = histories(ratings, ids, max_len)
+    out = np.zeros((ids.n_users, max_len), np.int32)
+    out[users] = seqs
+    return out
+
+
 def _time_order(ratings: pd.DataFrame) -> np.ndarray:
     """Row order by user, then time, ties in file order (`evaluation.split_last`'s rule)."""
     return np.lexsort((np.arange(len(ratings)), ratings[C.TIMESTAMP_COL].to_numpy(),
@@ -378,10 +387,8 @@ class Sequential:
     def reading(self, ratings: pd.DataFrame, ids) -> Sequential:
         """The same model reading each user's movies of `ratings` (e.g. all of them, for
         the engine's "next" lists) instead of the training histories."""
-        users, seqs = histories(ratings, ids, self.seqs.shape[1])
-        full = np.zeros_like(self.seqs)
-        full[users] = seqs
-        return Sequential(self.model, self.history, self.settings, full, self.manifest)
+        return Sequential(self.model, self.history, self.settings,
+                          by_user(ratings, ids, self.seqs.shape[1]), self.manifest)
 
     def summary(self) -> str:
         """One line for a notebook: epochs chosen, the validation score, the time."""
@@ -447,9 +454,7 @@ def fit_sequential(train: pd.DataFrame, ids, *, movie_init: np.ndarray | None = 
     fit_seqs = before
     val_input, val_target, val_rows = before[has_val, 1:], target[has_val] - 1, users[has_val]
     seen = ev.interactions(train, ids)
-    _, seqs = histories(train, ids, max_len)
-    full = np.zeros((ids.n_users, max_len), np.int32)
-    full[users] = seqs
+    full = by_user(train, ids, max_len)  # the test input: time order, latest included
     model = build_sequential_model(ids.n_movies, dim, max_len=max_len, blocks=blocks,
                                    heads=heads, dropout=dropout, movie_init=movie_init,
                                    seed=seed)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -107,9 +106,7 @@ def save_untrained_models(dataset, root: Path, seed: int = 1, sequential: bool =
                           metrics={"ndcg@10": 0.25}, root=root)
     if sequential:
         from lib import sequential as S
-        users, seqs = S.histories(dataset.ratings, ids, 10)
-        table = np.zeros((ids.n_users, 10), np.int32)
-        table[users] = seqs
+        table = S.by_user(dataset.ratings, ids, 10)
         model = S.build_sequential_model(ids.n_movies, 8, max_len=10, seed=seed)
         fitted = S.Sequential(model, pd.DataFrame({"loss": [0.0]}), {"seed": seed}, table)
         artifacts.save_sequential(fitted, ids, dataset, split="leave-last-1", root=root)
