@@ -14,7 +14,14 @@ from collections import Counter
 from pathlib import Path
 
 from lib import config as C
-from lib.errors import ArtifactError, DataError, PipelineError, UnknownIdError, UsageError
+from lib.errors import (
+    ArtifactError,
+    ClusterError,
+    DataError,
+    PipelineError,
+    UnknownIdError,
+    UsageError,
+)
 
 # --- argument types: the parser's own checks, with the project's messages ------------
 
@@ -350,18 +357,50 @@ def _recommend(args) -> int:
 
 
 def _train(args) -> int:
+    from lib import distributed as D
+    # First: a cluster must be joined before TensorFlow runs anything in this process.
+    cluster = D.Cluster.start(args.workers, args.index, timeout=args.collective_timeout)
     from lib import artifacts
+    from lib import checkpoints as CK
     from lib.serving import train_serving
-    _writable(C.MODELS_DIR, "set MODELS_DIR to a folder you can write")
+    if cluster is None or cluster.chief:
+        _writable(C.MODELS_DIR, "set MODELS_DIR to a folder you can write")
     ds = _load(args)
-    served = train_serving(ds, seed=args.seed, search_budget=args.search_budget,
-                           sequential=not args.no_sequential, progress=not C.headless())
+    if cluster is not None:
+        print(f"{cluster.describe()}: training stage 2's ranking model on {cluster.size} "
+              f"workers; the chief trains the rest and writes the models", flush=True)
+    # Per-epoch checkpoints, so a stopped job resumes (one folder per data and settings).
+    key = CK.job_key(ratings=_ratings_digest(ds), seed=args.seed, budget=args.search_budget,
+                     sequential=not args.no_sequential,
+                     workers=1 if cluster is None else cluster.size)
+    job = CK.start(f"{ds.name}-{key}")
+    try:
+        served = train_serving(ds, seed=args.seed, search_budget=args.search_budget,
+                               sequential=not args.no_sequential, progress=not C.headless())
+    except D.LOST as exc:
+        if cluster is None:
+            raise
+        print(f"error: {D.lost(exc)} (saved in {C.shown(job.folder)})", file=sys.stderr,
+              flush=True)
+        os._exit(3)  # TensorFlow's shutdown would wait for the lost worker
+    finally:
+        CK.stop()
+    job.remove()
+    if served is None:  # a worker that is not the chief: its share is done
+        print(f"{cluster.describe()}: done; the chief writes the models", flush=True)
+        return 0
     print(served.summary)
     print("seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in served.seconds.items()))
     print(f"serving models written to {C.shown(served.folder)}")
     if artifacts.has_serving(ds.name):
         print(f"start the web app: python -m lib serve --dataset {ds.name}")
     return 0
+
+
+def _ratings_digest(ds) -> str:
+    import hashlib
+    frame = ds.ratings[[C.USER_COL, C.MOVIE_COL, C.RATING_COL]]
+    return hashlib.sha256(frame.to_numpy().tobytes()).hexdigest()
 
 
 def _serve(args) -> int:
@@ -525,6 +564,14 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{C.SEARCH_BUDGET:g}; reused when run again on the same ratings)")
     p.add_argument("--no-sequential", action="store_true",
                    help="skip the sequential model (no \"next for you\" lists)")
+    p.add_argument("--workers", metavar="HOST:PORT,...",
+                   help="train stage 2 on several machines (tf.distribute): every worker's "
+                        "address, the same list on each; or set TF_CONFIG instead")
+    p.add_argument("--index", type=int, help="this machine's place in --workers (0: the "
+                                             "chief, which writes the models)")
+    p.add_argument("--collective-timeout", type=_seconds, default=C.COLLECTIVE_TIMEOUT,
+                   metavar="SECONDS", help="stop when a worker answers nothing for this long "
+                                           f"(default {C.COLLECTIVE_TIMEOUT:g})")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("serve", help="the web app over the saved models (waitress)")
@@ -558,7 +605,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault(C.HEADLESS_ENV, "1")
     try:
         return args.func(args)
-    except (DataError, ArtifactError, UnknownIdError, PipelineError, UsageError) as exc:
+    except (DataError, ArtifactError, UnknownIdError, PipelineError, UsageError,
+            ClusterError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:  # the disk or a folder said no while writing

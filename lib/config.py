@@ -54,6 +54,14 @@ RANKING_SEARCH = {"l2_pair": (0.03, 0.3), "learning_rate": (1e-3, 1e-2),
                   "dropout": (0.25, 0.75)}
 RATING_SEARCH = {"l2": (0.03, 0.3), "learning_rate": (1e-3, 1e-2)}
 SEARCH_BUDGET = 120.0
+# Training on several workers (`lib.distributed`): each collective (a step's all-reduce, a
+# shared validation score) fails after this many seconds without every worker, so a hung
+# worker stops the others. Generous: a worker also waits there while the chief scores
+# validation (a worker that dies is noticed within seconds by its closed connection).
+COLLECTIVE_TIMEOUT = 600.0
+# Per-epoch checkpoints of `python -m lib train` (`lib.checkpoints`), one folder per job
+# under RUNS_DIR, removed once the models are written.
+CHECKPOINTS_DIR = RUNS_DIR / "checkpoints"
 # How the ranking model makes user vectors where a command or notebook does not say
 # (`stages.run_stage2`'s user_tower): "auto" lets validation pick.
 USER_TOWER = "auto"

@@ -50,3 +50,8 @@ class PipelineError(RuntimeError):
 class UsageError(ValueError):
     """A parameter value that cannot work (k above the catalogue, a folder that cannot be
     written); the message names the parameter, what is allowed and what to do."""
+
+
+class ClusterError(RuntimeError):
+    """Training on several workers cannot go on (a worker died or hangs, or the workers'
+    files differ); the message says which worker and what to do."""

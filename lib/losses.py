@@ -19,14 +19,19 @@ import numpy as np
 import tensorflow as tf
 
 
-def full_softmax(logits: tf.Tensor, target: tf.Tensor) -> tf.Tensor:
+def full_softmax(logits: tf.Tensor, target: tf.Tensor, pairs: tf.Tensor | None = None
+                 ) -> tf.Tensor:
     """Mean over (user, positive) pairs of ``-log softmax(logits)[positive]``.
 
     Args:
         logits: (users, movies) scores.
         target: (users, movies) 0/1, the users' positives.
+        pairs: what to divide the sum by instead of the batch's pairs: those of the global
+            batch when each worker scores its share of it.
     """
-    return -tf.reduce_sum(target * tf.nn.log_softmax(logits)) / tf.reduce_sum(target)
+    if pairs is None:
+        pairs = tf.reduce_sum(target)
+    return -tf.reduce_sum(target * tf.nn.log_softmax(logits)) / pairs
 
 
 def sampling_log_q(counts: np.ndarray, n_samples: int) -> np.ndarray:
@@ -63,7 +68,7 @@ def accidental_hits(pos_rows: tf.Tensor, pos_items: tf.Tensor, negatives: tf.Ten
 
 def sampled_softmax(user_vectors: tf.Tensor, table: tf.Tensor, bias: tf.Tensor,
                     pos_rows: tf.Tensor, pos_items: tf.Tensor, negatives: tf.Tensor,
-                    log_q: tf.Tensor) -> tf.Tensor:
+                    log_q: tf.Tensor, pairs: tf.Tensor | None = None) -> tf.Tensor:
     """Mean over (user, positive) pairs of the corrected sampled-softmax loss.
 
     Args:
@@ -73,6 +78,7 @@ def sampled_softmax(user_vectors: tf.Tensor, table: tf.Tensor, bias: tf.Tensor,
             batch and the movie; they also tell the accidental hits (`accidental_hits`).
         negatives: (S,) movie rows shared by the batch.
         log_q: (movies,) ``log(S q_j)`` of the sampling (`sampling_log_q`).
+        pairs: what to divide the sum by instead of the batch's pairs (`full_softmax`).
     """
     pos_logit = (tf.reduce_sum(tf.gather(user_vectors, pos_rows) * tf.gather(table, pos_items),
                                axis=-1)
@@ -85,4 +91,6 @@ def sampled_softmax(user_vectors: tf.Tensor, table: tf.Tensor, bias: tf.Tensor,
     neg_lse = tf.reduce_logsumexp(neg_logit, axis=1)  # per user; -inf if all were hits
     per_pair = tf.reduce_logsumexp(
         tf.stack([pos_logit, tf.gather(neg_lse, pos_rows)], axis=1), axis=1) - pos_logit
-    return tf.reduce_mean(per_pair)
+    if pairs is None:
+        return tf.reduce_mean(per_pair)
+    return tf.reduce_sum(per_pair) / pairs

@@ -31,7 +31,9 @@ import tensorflow as tf  # noqa: E402
 from keras import layers, ops  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from lib import checkpoints as CK  # noqa: E402
 from lib import config as C  # noqa: E402
+from lib import distributed as D  # noqa: E402
 from lib import losses as L  # noqa: E402
 
 log = logging.getLogger(__name__)
@@ -541,24 +543,35 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
         One row per epoch: loss, seconds, examples (ratings) per second, validation score.
     """
     n_movies = train.shape[1]
-    optimizer = LazyAdam(learning_rate)
-    optimizer.build(model.trainable_variables)
     if loss not in ("full", "sampled"):
         raise ValueError(f"loss must be 'full' or 'sampled', not {loss!r}")
+    cluster = D.active()
+    # On a cluster the model must have been built inside `distributed.scope()`.
+    strategy = tf.distribute.get_strategy() if cluster is None else cluster.strategy
+    shares = strategy.num_replicas_in_sync  # workers, each one replica (one CPU device)
+    with D.scope():
+        optimizer = LazyAdam(learning_rate)
+        optimizer.build(model.trainable_variables)
     rows = _ragged(train)
+    positives = tf.constant(np.diff(train.indptr), tf.float32)
     feats = {k: tf.constant(v) for k, v in features.items() if k in model.input}
     with_history = "history" in model.input
     table = model.get_layer("movie_embedding")
     user_table = model.get_layer("user_embedding").embeddings
     users_only = keras.Model(model.inputs, table.input)  # the user tower, dropout included
     log_q = tf.constant(L.sampling_log_q(np.asarray(train.sum(axis=0)).ravel(), negatives))
-    steps = tf.Variable(0, dtype=tf.int32, trainable=False)
 
-    def step(users):
+    def step(users, step_number):
+        # Every worker gets the same global batch and takes its share of the users; its
+        # loss is its share of the global batch's mean over (user, positive) pairs, so the
+        # all-reduced (summed) gradient is the gradient one process would compute.
+        pairs = tf.reduce_sum(tf.gather(positives, users))
+        everyone = users
+        if shares > 1:
+            users = users[tf.distribute.get_replica_context().replica_id_in_sync_group::shares]
         batch = tf.gather(rows, users)
         idx = tf.stack([tf.cast(batch.value_rowids(), tf.int32), batch.flat_values], axis=1)
         inputs = {"user": users, **{k: tf.gather(v, users) for k, v in feats.items()}}
-        steps.assign_add(1)
         if loss == "full" or with_history:  # the batch's multi-hot rows
             target = tf.scatter_nd(idx, tf.ones(tf.shape(idx)[0]),
                                    [tf.shape(users)[0], n_movies])
@@ -567,65 +580,144 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
         with tf.GradientTape() as tape:
             u = users_only(inputs, training=True)
             if loss == "full":
-                value = L.full_softmax(table(u), target)
-            else:
-                sample = L.draw_negatives(log_q, negatives, tf.stack([seed, steps]))
+                value = L.full_softmax(table(u), target, pairs)
+            else:  # the same negatives on every worker: keyed by (seed, step)
+                sample = L.draw_negatives(log_q, negatives, tf.stack([seed, step_number]))
                 value = L.sampled_softmax(u, table.embeddings.value, table.bias.value,
-                                          idx[:, 0], idx[:, 1], sample, log_q)
-            total = value + tf.add_n(model.losses) if model.losses else value
+                                          idx[:, 0], idx[:, 1], sample, log_q, pairs)
+            total = value + tf.add_n(model.losses) / shares if model.losses else value
             if l2_pair:
                 # On the learnt rows (sparse gradient) or, with a history tower, on the
                 # whole vector, whose encoded part is shared by every user.
                 own = u if with_history else tf.gather(user_table.value, users)
                 n_pos = tf.cast(batch.row_lengths(), tf.float32)
                 sq = tf.reduce_sum(tf.square(own), axis=1)
-                total += l2_pair * tf.reduce_sum(n_pos * sq) / tf.reduce_sum(n_pos)
+                total += l2_pair * tf.reduce_sum(n_pos * sq) / pairs
         grads = tape.gradient(total, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
-        return value
+        if shares == 1:
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return value, []
+        # A table's gradient touches a few rows, a different number on each worker, and a
+        # collective keeps the shape it first had: the user rows are summed on the global
+        # batch's places (batch_users of them), every other table whole; then each update
+        # takes the rows the global batch touched, as one process would (lazy updates).
+        n_everyone = tf.shape(everyone)[0]
+        order = tf.argsort(everyone)
+        movies = tf.unique(tf.concat([tf.gather(rows, everyone).flat_values, sample
+                                      if loss == "sampled" else tf.zeros([0], tf.int32)], 0))[0]
+        touched = {id(table.embeddings): movies, id(table.bias): movies}
+        for k, v in feats.items():
+            touched[id(model.get_layer(f"{k}_embedding").embeddings)] = tf.unique(
+                tf.gather(v, everyone))[0]
+        dense = []
+        for g, var in zip(grads, model.trainable_variables, strict=True):
+            if var is user_table and isinstance(g, tf.IndexedSlices):
+                where = tf.gather(order, tf.searchsorted(tf.gather(everyone, order), g.indices))
+                dense.append(tf.math.unsorted_segment_sum(g.values, where, batch_users))
+            else:
+                dense.append(tf.convert_to_tensor(g))
+        summed = tf.distribute.get_replica_context().all_reduce(
+            tf.distribute.ReduceOp.SUM, dense)
+        out = []
+        for g, var, total in zip(grads, model.trainable_variables, summed, strict=True):
+            if var is user_table and isinstance(g, tf.IndexedSlices):
+                out.append(tf.IndexedSlices(total[:n_everyone], everyone))
+            elif isinstance(g, tf.IndexedSlices) and id(var) in touched:
+                out.append(tf.IndexedSlices(tf.gather(total, touched[id(var)]),
+                                            touched[id(var)]))
+            else:
+                out.append(total)
+        return value, out
 
     @tf.function
-    def run_epoch(order):
-        # The whole epoch is one graph: no Python between batches.
+    def run_epoch(order, first_step):
+        # The whole epoch is one graph: no Python between batches; one step at a time, so
+        # every worker runs its all-reduces in the same order.
         n_batches = (tf.shape(order)[0] + batch_users - 1) // batch_users
-        total = tf.constant(0.0)
-        for i in tf.range(n_batches):
-            total += step(order[i * batch_users:(i + 1) * batch_users])
+
+        def one_step(i, total):
+            value, grads = strategy.run(step, args=(
+                order[i * batch_users:(i + 1) * batch_users], first_step + i))
+            if shares > 1:  # the summed gradients, applied once per worker
+                optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return i + 1, total + value
+
+        _, total = tf.while_loop(lambda i, _: i < n_batches, one_step,
+                                 (tf.constant(0), tf.constant(0.0)), parallel_iterations=1)
         return total / tf.cast(n_batches, tf.float32)
 
     active = np.flatnonzero(np.diff(train.indptr) > 0).astype(np.int32)
     steps_per_epoch = max(1, -(-len(active) // batch_users))
     patience = max(patience, -(-C.PATIENCE_STEPS // steps_per_epoch))
-    rng = np.random.default_rng(seed)
+    orders = EpochOrders(active, seed)
 
-    def epoch_row():
+    def epoch_row(epoch):
         start = time.perf_counter()
-        mean_loss = float(run_epoch(tf.constant(rng.permutation(active))))
+        mean_loss = float(run_epoch(tf.constant(orders(epoch)),
+                                    tf.constant(epoch * steps_per_epoch + 1, tf.int32)))
+        if cluster is not None:  # each worker's share of the mean
+            mean_loss = cluster.total(mean_loss)
         seconds = time.perf_counter() - start
         return {"loss": mean_loss, "seconds": seconds,
                 "ratings_per_second": train.nnz / seconds}
 
-    score = None if validation is None else (lambda: float(validation(model)))
+    score = None
+    if validation is not None:  # scored by the chief, the same score on every worker
+        def score():
+            return D.chief_value(float(validation(model)) if D.is_chief() else None)
+    store = CK.next_fit(CK.fingerprint_of(
+        train, model=model.name, weights=[list(w.shape) for w in model.weights],
+        epochs=epochs, batch_users=batch_users, learning_rate=learning_rate,
+        patience=patience, seed=seed, loss=loss, negatives=negatives, l2_pair=l2_pair,
+        validation=validation is not None, workers=shares))
     return _fit_epochs(model, epoch_row, score, "validation", epochs=epochs,
                        patience=patience, min_delta=0.0, maximise=True,
-                       desc="stage 2 (ranking)", progress=progress)
+                       desc="stage 2 (ranking)", progress=progress, store=store,
+                       variables=model.variables + optimizer.variables)
+
+
+class EpochOrders:
+    """The shuffled order of epoch e (`__call__(e)`), the same whether a run started at
+    epoch 0 or resumed at e: the orders of the epochs before are drawn and dropped."""
+
+    def __init__(self, items, seed: int):
+        self.items, self.rng, self.drawn = items, np.random.default_rng(seed), 0
+
+    def __call__(self, epoch: int) -> np.ndarray:
+        while self.drawn < epoch:
+            self.rng.permutation(self.items)
+            self.drawn += 1
+        self.drawn += 1
+        return self.rng.permutation(self.items)
 
 
 def _fit_epochs(model: keras.Model, epoch_row, score, name: str, *, epochs: int,
                 patience: int, min_delta: float, maximise: bool, desc: str,
-                progress: bool) -> pd.DataFrame:
+                progress: bool, store=None, variables=()) -> pd.DataFrame:
     """The epoch loop both stage-2 trainers share, with Keras' early-stopping rule.
 
-    `epoch_row()` trains one epoch and returns its numbers; `score()` (or None) is the
-    validation score, recorded as column `name`. Patience counts the epochs since the
-    score last gained more than `min_delta`; the weights kept are those of the first best
-    score (what the refit's epoch count, ``idxmax``/``idxmin``, also picks).
+    `epoch_row(epoch)` trains epoch `epoch` (from 0) and returns its numbers; `score()` (or
+    None) is the validation score, recorded as column `name`. Patience counts the epochs
+    since the score last gained more than `min_delta`; the weights kept are those of the
+    first best score (what the refit's epoch count, ``idxmax``/``idxmin``, also picks).
+    With a `store` (`checkpoints.Fit`), `variables` (model and optimizer) and the
+    early-stopping state are saved after every epoch, and a run saved before resumes
+    after its last saved epoch (or, finished, returns at once).
     """
     sign = 1.0 if maximise else -1.0
     history, reference, best, best_weights, waited = [], -np.inf, -np.inf, None, 0
-    bar = tqdm(range(epochs), desc=desc, disable=not progress or C.headless())
+    state = store.restore(list(variables)) if store is not None else None
+    if state is not None:
+        history, waited = state["history"], state["waited"]
+        reference, best, best_weights = state["reference"], state["best"], state["best_weights"]
+        if state.get("done"):
+            return _history_frame(history, state["stop"], desc, epochs, name)
+    done = len(history)
+    stopped = score is not None and waited >= patience
+    bar = tqdm(range(done, epochs if not stopped else done), desc=desc, initial=done,
+               total=epochs, disable=not progress or C.headless())
     for epoch in bar:
-        row = {"epoch": epoch + 1, **epoch_row()}
+        row = {"epoch": epoch + 1, **epoch_row(epoch)}
         if score is not None:
             row[name] = score()
             value = sign * row[name]
@@ -638,17 +730,31 @@ def _fit_epochs(model: keras.Model, epoch_row, score, name: str, *, epochs: int,
         history.append(row)
         bar.set_postfix({k: round(v, 4) for k, v in row.items()
                          if k in ("loss", "rmse", name)})
+        if store is not None:
+            store.save(list(variables), {"epoch": epoch + 1, "history": history,
+                                         "waited": waited, "reference": reference,
+                                         "best": best, "best_weights": best_weights})
         if score is not None and waited >= patience:
             break
     if best_weights is not None:
         model.set_weights(best_weights)
-    frame = pd.DataFrame(history)
     # Why it ended: "patience" (validation stopped improving: converged), "cap" (the
     # epoch limit came first, while validation may still improve), "epochs" (no
     # validation: a fixed count, e.g. the refit).
-    frame.attrs["stop"] = ("epochs" if score is None else
-                           "patience" if waited >= patience else "cap")
-    if frame.attrs["stop"] == "cap":
+    stop = "epochs" if score is None else "patience" if waited >= patience else "cap"
+    if store is not None:
+        store.save(list(variables), {"epoch": len(history), "history": history,
+                                     "waited": waited, "reference": reference, "best": best,
+                                     "best_weights": None, "done": True, "stop": stop},
+                   done=True)
+    return _history_frame(history, stop, desc, epochs, name)
+
+
+def _history_frame(history: list[dict], stop: str, desc: str, epochs: int,
+                   name: str) -> pd.DataFrame:
+    frame = pd.DataFrame(history)
+    frame.attrs["stop"] = stop
+    if stop == "cap":
         log.warning("%s: stopped at the %d-epoch cap while %s was still improving within "
                     "its patience; raise `epochs` for a converged run", desc, epochs, name)
     return frame
@@ -749,11 +855,11 @@ def train_rating_model(model: keras.Model, train: pd.DataFrame, ids,
         return total_loss / tf.cast(n_batches, tf.float32), total_sq
 
     n = len(train)
-    rng = np.random.default_rng(seed)
+    orders = EpochOrders(np.arange(n, dtype=np.int32), seed)
 
-    def epoch_row():
+    def epoch_row(epoch):
         start = time.perf_counter()
-        loss, sq = run_epoch(tf.constant(rng.permutation(n).astype(np.int32)))
+        loss, sq = run_epoch(tf.constant(orders(epoch)))
         return {"loss": float(loss), "rmse": float(np.sqrt(sq / n)),
                 "seconds": time.perf_counter() - start}
 

@@ -19,14 +19,16 @@ import logging
 import time
 from collections.abc import Callable
 
+from lib import distributed as D
+
 log = logging.getLogger(__name__)
 
 
 def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict,
                       axes: dict[str, tuple], *, budget: float, maximise: bool = True,
                       first: tuple[float, object, float] | None = None, name: str = "search",
-                      describe: Callable[[object], dict] | None = None
-                      ) -> tuple[dict, object, list[dict]]:
+                      describe: Callable[[object], dict] | None = None,
+                      on_every_worker: bool = True) -> tuple[dict, object, list[dict]]:
     """Search `axes` around `start` within `budget` seconds.
 
     Args:
@@ -40,6 +42,8 @@ def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict
         first: ``(score, result, seconds)`` of `start` when it was already trained.
         describe: more columns for a trial from its result (e.g. epochs and why it
             stopped).
+        on_every_worker: on a cluster (`lib.distributed`), whether every worker runs this
+            search (their clocks are then the chief's) or the chief alone.
 
     Returns:
         ``(best settings, best result, trials)``: one dict per trial in order, with its
@@ -57,6 +61,10 @@ def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict
         score, result = train(dict(start))
         first = (score, result, time.perf_counter() - clock)
     score, result, seconds = first
+    # On a cluster every worker must skip the same trials: the chief's clock decides
+    # (unless only the chief runs this search).
+    agreed = D.chief_value if on_every_worker else float
+    seconds = agreed(seconds)
     def about(result):
         return describe(result) if describe is not None else {}
 
@@ -75,7 +83,7 @@ def coordinate_search(train: Callable[[dict], tuple[float, object]], start: dict
                 continue
             clock = time.perf_counter()
             score, result = train(dict(candidate))
-            took = time.perf_counter() - clock
+            took = agreed(time.perf_counter() - clock)
             spent += took
             trials.append({**candidate, "score": score, "seconds": took, "status": "tried",
                            **about(result)})

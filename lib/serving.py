@@ -16,6 +16,7 @@ from pathlib import Path
 
 from lib import artifacts, stages
 from lib import config as C
+from lib import distributed as D
 from lib.ids import IdMap
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ class Served:
 
 def train_serving(dataset, root: Path | str | None = None, *, seed: int = C.SEED,
                   search_budget: float = C.SEARCH_BUDGET, user_tower: str = C.USER_TOWER,
-                  sequential: bool = True, progress: bool = True) -> Served:
+                  sequential: bool = True, progress: bool = True) -> Served | None:
     """Train both stages on every rating of `dataset` and write the serving models; with
     `sequential`, also the sequential model (`lib.sequential`, from the stage-1 vectors,
     epochs chosen on each user's latest movie; it then reads every user's whole history)
@@ -38,6 +39,11 @@ def train_serving(dataset, root: Path | str | None = None, *, seed: int = C.SEED
 
     Stage 2's choices (tower, settings) are saved in ``models/<dataset>/choices.json`` like
     the notebooks' ones, so training again on the same ratings does not search again.
+
+    On a cluster (`lib.distributed`), every worker trains stage 1 (seconds; the chief's
+    vectors start stage 2 on all of them) and its share of stage 2's ranking model; then
+    the workers other than the chief return None, and the chief alone trains the rating
+    and sequential models and writes everything.
     """
     from lib import plots
     ids = IdMap.from_dataset(dataset)
@@ -50,6 +56,8 @@ def train_serving(dataset, root: Path | str | None = None, *, seed: int = C.SEED
                            choices=artifacts.choices_path(dataset.name, root),
                            progress=progress)
     seconds["stage 2"] = time.perf_counter() - clock
+    if not D.is_chief():  # its share of the ranking model is trained; the chief writes
+        return None
     clock = time.perf_counter()
     coords = plots.reduce_2d(s2.movie_vectors(), "tsne", seed=seed)
     seconds["map"] = time.perf_counter() - clock

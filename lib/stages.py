@@ -16,6 +16,7 @@ import scipy.sparse as sp
 
 from lib import artifacts, atomic, search
 from lib import config as C
+from lib import distributed as D
 from lib import evaluation as ev
 from lib import models as M
 from lib.artifacts import vectors_sha256
@@ -322,10 +323,11 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
 
     def new_ranking(tower, drop, with_side, dropout):
         M.seed_everything(seed)
-        return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
-                                     init=init, side_sizes=sizes(with_side), l2_user=l2_user,
-                                     dropout=dropout, user_tower=tower, history_dropout=drop,
-                                     seed=seed)
+        with D.scope():  # on a cluster, its variables are mirrored on every worker
+            return M.build_ranking_model(ids.n_users, ids.n_movies, dim, movie_init=movie_vectors,
+                                         init=init, side_sizes=sizes(with_side),
+                                         l2_user=l2_user, dropout=dropout, user_tower=tower,
+                                         history_dropout=drop, seed=seed)
 
     if batch_users is None:
         batch_users = ranking_batch(int(train[C.USER_COL].nunique()))
@@ -357,6 +359,11 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
             stage1_vectors=settings["stage1_vectors"])
         saved = artifacts.load_choice(choices, key)
     reused = saved is not None and saved.get("chosen") in candidates
+    cluster = D.active()
+    if cluster is not None:
+        cluster.same(float(reused), "whether the saved choices hold this choice")
+        # The rating model trains with its own loop on one machine: the chief's.
+        rating = rating and cluster.chief
     if reused:
         log.info("stage 2: the settings chosen before on these ratings (%s), from %s",
                  saved["chosen"], C.shown(choices))
@@ -444,7 +451,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
         rating_opts, (rating_model, rating_history), trials = search.coordinate_search(
             lambda opts: fit_rating(rating_side, opts), rating_start, C.RATING_SEARCH,
             budget=0.0 if reused else search_budget, maximise=False, first=first,
-            name="stage 2 rating settings", describe=_stopped)
+            name="stage 2 rating settings", describe=_stopped, on_every_worker=False)
         settings["rating_search"] = saved.get("rating_trials") if reused else trials
         settings["rating_side"] = rating_side
         settings["rating_settings"] = rating_opts
@@ -455,7 +462,7 @@ def run_stage2(dataset: Dataset, ids: IdMap, train: pd.DataFrame, movie_vectors:
             M.train_rating_model(rating_model, train, ids, features, validation=None,
                                  epochs=best, seed=seed, progress=progress)
         seconds["rating"] = time.perf_counter() - start
-    if key is not None and not reused:  # a key is made only when something is searched
+    if key is not None and not reused and D.is_chief():  # made only when something is searched
         artifacts.save_choice(choices, key, {
             "chosen": chosen, "validation": scores, "ranking_settings": ranking_opts,
             "ranking_trials": settings["ranking_search"],

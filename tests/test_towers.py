@@ -164,7 +164,7 @@ def test_bad_tower_settings_are_refused(tiny):
 def _fake_run(scores, epochs, patience=3):
     model = M.build_ranking_model(5, 4, 2, init="random")
     it = iter(scores or [])
-    return M._fit_epochs(model, lambda: {"loss": 0.0}, None if scores is None else
+    return M._fit_epochs(model, lambda epoch: {"loss": 0.0}, None if scores is None else
                          (lambda: next(it)), "validation", epochs=epochs, patience=patience,
                          min_delta=0.0, maximise=True, desc="test", progress=False)
 
