@@ -204,3 +204,9 @@ def test_a_killed_worker_stops_the_other_and_a_restart_resumes(tiny_data):
     engine = Engine.load(ds, tiny_data / "models", serving=True)
     top = engine.recommend(int(ds.ratings["user_id"].iloc[0]), k=5)
     assert len(top) == 5
+
+
+def test_allreduce_bytes_count_the_batch_user_rows_and_the_whole_tables():
+    model = M.build_ranking_model(6, 4, 4, init="random")
+    # user rows on 3 batch places x 4 dims + movie table 4 x 4 + 4 biases = 36 floats
+    assert D.allreduce_bytes(model, batch_users=3) == 4 * (3 * 4 + 4 * 4 + 4)
