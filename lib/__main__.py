@@ -587,7 +587,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="benchmark: print a table, write JSON")
     p.add_argument("--group", action="append",
-                   help="data | train | data-scale | train-scale | answer | serve "
+                   help="data | train | data-scale | train-scale | answer | serve | distributed "
                         "(default: data, train and answer)")
     p.add_argument("--out", type=Path, help="JSON file (default benchmarks.json)")
     p.add_argument("--work", type=Path, help="folder that keeps the generated data between "

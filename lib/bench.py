@@ -299,6 +299,50 @@ for _tag, (_, _size, _scale) in SCALES.items():
         case(f"{_name}, {_tag}", _group, repeat=1)(lambda work, fn=_fn, tag=_tag: fn(work, tag))
 
 
+# --- several workers (tf.distribute) on loopback ------------------------------------
+
+def ranking_worker(work: str, tag: str, workers: str, index: str) -> None:
+    """One process of the cases below (run by them in a subprocess): joins the cluster,
+    trains the ranking model 4 epochs, prints its epoch seconds as JSON."""
+    from lib import distributed as D
+    if workers != "-":
+        D.Cluster.start(workers, int(index))
+    from lib import evaluation, models
+    ds, ids = _training_data(Path(work), tag)
+    train = evaluation.interactions(ds.ratings, ids)
+    with D.scope():
+        model = models.build_ranking_model(ids.n_users, ids.n_movies, init="random")
+    history = models.train_ranking_model(model, train, {}, epochs=4, progress=False)
+    print(json.dumps({"seconds": history["seconds"].tolist(), "nnz": train.nnz,
+                      "bytes": D.allreduce_bytes(model, C.RANKING_BATCH_USERS)}))
+
+
+def _on_workers(work: Path, tag: str, n: int) -> dict:
+    import os
+    _training_data(work, tag)  # parsed once here, not by two workers at the same time
+    threads = str(max(1, _cpus() // n))
+    env = {**os.environ, "TF_NUM_INTRAOP_THREADS": threads, "TF_NUM_INTEROP_THREADS": threads}
+    workers = "-" if n == 1 else ",".join(f"127.0.0.1:{_free_port()}" for _ in range(n))
+    code = "import sys; from lib import bench; bench.ranking_worker(*sys.argv[1:])"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(work), tag, workers, str(i)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              cwd=C.PROJ_ROOT, env=env) for i in range(n)]
+    outs = [p.communicate() for p in procs]
+    if any(p.returncode for p in procs):
+        raise RuntimeError("a worker failed:\n" + "\n".join(e[-1500:] for _, e in outs))
+    chief = json.loads(outs[0][0].strip().splitlines()[-1])
+    sec = statistics.median(chief["seconds"][1:])  # the first epoch traces the graph
+    return {"rows": chief["nnz"], "s/epoch": sec, "examples/s": chief["nnz"] / sec,
+            "threads each": int(threads),
+            "all-reduce MiB/step": chief["bytes"] / 2 ** 20 if n > 1 else 0.0}
+
+
+case("stage 2 ranking epoch, 1 process x all threads (reference), ML-1M size",
+     "distributed", repeat=1)(lambda work: _on_workers(work, "ML-1M size", 1))
+case("stage 2 ranking epoch, 2 workers x 1 thread on loopback (no network cost), ML-1M size",
+     "distributed", repeat=1)(lambda work: _on_workers(work, "ML-1M size", 2))
+
+
 # --- answers: the command line over saved models (what a person waits for) ---------
 
 def _answer_setup(work: Path) -> Path:
