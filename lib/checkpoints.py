@@ -72,9 +72,10 @@ def stop() -> None:
     _ACTIVE = None
 
 
-def next_fit(fingerprint: dict) -> Fit | None:
-    """The checkpoints of the next training run of the active job, or None."""
-    return None if _ACTIVE is None else _ACTIVE.fit(fingerprint)
+def next_fit(fingerprint) -> Fit | None:
+    """The checkpoints of the next training run of the active job, or None (then
+    `fingerprint`, a function returning the run's identity, is not called)."""
+    return None if _ACTIVE is None else _ACTIVE.fit(fingerprint())
 
 
 def fingerprint_of(matrix, **settings) -> dict:

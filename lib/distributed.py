@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 
@@ -143,16 +144,13 @@ class Cluster:
         out = self.strategy.run(replica, args=(tf.constant(value, tf.float64),))
         return float(self.strategy.experimental_local_results(out)[0])
 
-    def _sum(self, value: float) -> float:
-        return self._reduce(tf.distribute.ReduceOp.SUM, value)
-
     def total(self, value: float) -> float:
         """The sum of every worker's `value`."""
-        return self._sum(value)
+        return self._reduce(tf.distribute.ReduceOp.SUM, value)
 
     def chief_value(self, value: float | None) -> float:
         """The chief's `value` on every worker (the others may pass None)."""
-        return self._sum(float(value) if self.chief else 0.0)
+        return self.total(float(value) if self.chief else 0.0)
 
     def gathered(self, value: float) -> list[float]:
         """Every worker's `value`, in worker order."""
@@ -211,13 +209,5 @@ def allreduce_bytes(model, batch_users: int) -> int:
     moves about twice this over each worker's link per step, whatever the number of
     workers."""
     user_table = model.get_layer("user_embedding").embeddings
-    total = 0
-    for var in model.trainable_variables:
-        shape = list(var.shape)
-        if var is user_table:
-            shape[0] = batch_users
-        count = 1
-        for n in shape:
-            count *= int(n)
-        total += 4 * count
-    return total
+    return sum(4 * math.prod([batch_users, *var.shape[1:]] if var is user_table else var.shape)
+               for var in model.trainable_variables)

@@ -665,7 +665,7 @@ def train_ranking_model(model: keras.Model, train: sp.csr_matrix,
     if validation is not None:  # scored by the chief, the same score on every worker
         def score():
             return D.chief_value(float(validation(model)) if D.is_chief() else None)
-    store = CK.next_fit(CK.fingerprint_of(
+    store = CK.next_fit(lambda: CK.fingerprint_of(  # hashed only inside a checkpointed job
         train, model=model.name, weights=[list(w.shape) for w in model.weights],
         epochs=epochs, batch_users=batch_users, learning_rate=learning_rate,
         patience=patience, seed=seed, loss=loss, negatives=negatives, l2_pair=l2_pair,
